@@ -1,0 +1,69 @@
+#pragma once
+// Fiber stacks: carved from large mmap'ed slabs, lazily committed, pooled per loop.
+
+#include <cstddef>
+#include <vector>
+
+namespace weave::detail {
+
+struct StackSlot {
+  char* base = nullptr;      // lowest address of the slot, guard page included
+  std::size_t size = 0;      // usable bytes above the guard page
+  std::size_t class_size = 0;  // the pool's size class (usable + guard)
+  bool guarded = false;
+  bool warm = false;  // may hold committed pages
+  char* bottom() const noexcept { return base + (class_size - size); }  // lowest usable byte
+  char* top() const noexcept { return base + class_size; }
+  explicit operator bool() const noexcept { return base != nullptr; }
+};
+
+/// A pool of fiber stacks for one loop.
+///
+/// Memory: slabs are reserved with MAP_NORESERVE and pages are committed only when touched, so
+/// an idle fiber costs the pages its frames reached (usually one). Freed stacks keep their
+/// pages for reuse up to `kWarmStacks` per size class; beyond that a freed stack's pages are
+/// returned to the kernel (MADV_DONTNEED), so a burst of a million fibers does not pin a
+/// million stacks' memory after it ends.
+///
+/// Mappings: a guard page splits its slab mapping in two, and Linux caps a process at
+/// vm.max_map_count mappings (65530 by default). Guard pages are therefore given to the first
+/// `guard_budget()` stacks alive in the process (a quarter of vm.max_map_count), and further
+/// stacks come without a guard page. See docs/fibers.md, "Stacks".
+class StackPool {
+ public:
+  static constexpr std::size_t kWarmStacks = 1024;
+
+  StackPool() = default;
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+  ~StackPool();
+
+  /// A stack with at least `usable` bytes (rounded up to whole pages).
+  StackSlot acquire(std::size_t usable);
+  void release(StackSlot s) noexcept;
+
+  /// How many stacks alive at once in this process get a guard page.
+  static std::size_t guard_budget() noexcept;
+  /// Stack slots that carry a guard page, process-wide (a slot keeps its guard once given).
+  static std::size_t guarded_stacks() noexcept;
+  static std::size_t page_size() noexcept;
+
+ private:
+  struct SizeClass {
+    std::size_t class_size = 0;
+    std::vector<StackSlot> free;  // warm stacks first come back first (LIFO)
+    std::size_t warm = 0;         // entries of `free` that may still hold pages
+    std::size_t slots = 0;        // slots carved so far (sets the next slab's size)
+  };
+  SizeClass& size_class(std::size_t class_size);
+  void grow(SizeClass& sc);
+
+  struct Slab {
+    char* base;
+    std::size_t bytes;
+  };
+  std::vector<Slab> slabs_;
+  std::vector<SizeClass> classes_;
+};
+
+}  // namespace weave::detail

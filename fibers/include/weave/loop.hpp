@@ -1,0 +1,300 @@
+#pragma once
+// weave::Loop: the single-threaded event loop that runs fibers, callbacks and timers.
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "weave/clock.hpp"
+#include "weave/detail/inbox.hpp"
+#include "weave/detail/source_location.hpp"
+#include "weave/detail/stack.hpp"
+#include "weave/detail/task_base.hpp"
+#include "weave/detail/timer_heap.hpp"
+#include "weave/handle.hpp"
+
+namespace weave {
+
+template <class T>
+class Task;
+class AnyTask;
+
+/// How to start a fiber: its name (for dumps and warnings), its stack size, and whether it
+/// starts eagerly (runs at once, before the spawning fiber continues).
+struct SpawnOptions {
+  std::string name;
+  std::size_t stack_size = 0;  // 0: the loop's default
+  bool eager = false;
+};
+
+/// What the exception handler is told (asyncio's context dict).
+struct ErrorContext {
+  std::string message;
+  std::exception_ptr exception;  // may be null
+  std::string task_name;         // empty when no task is involved
+};
+
+namespace detail {
+struct LoopAccess;
+}
+
+/// A single-threaded event loop (asyncio's event loop).
+///
+/// One turn of the loop runs every callback and fiber that was ready when the turn began, in
+/// FIFO order; then it waits for I/O or cross-thread posts, no longer than until the next timer
+/// (and not at all if something is ready); then it moves expired timers to the ready queue.
+/// An idle loop sleeps in epoll_wait and uses no CPU.
+///
+/// @par Thread safety
+/// A loop belongs to the thread that created it. Only call_soon_threadsafe() and completing a
+/// Promise may be used from other threads; everything else must be called on the loop's
+/// thread (checked in debug builds).
+class Loop {
+ public:
+  struct Options {
+    /// Where time comes from; not owned, must outlive the loop. nullptr: steady_clock.
+    Clock* clock = nullptr;
+    /// Usable stack bytes for fibers spawned without an explicit size.
+    std::size_t stack_size = 256 * 1024;
+    /// Debug mode; unset: on if the environment variable WEAVE_DEBUG is set to 1.
+    std::optional<bool> debug;
+    /// In debug mode, callbacks and fiber slices that hold the loop longer are reported.
+    Duration slow_callback_duration = std::chrono::milliseconds(100);
+  };
+
+  Loop();
+  explicit Loop(Options options);
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+  /// Closes the loop (see close()).
+  ~Loop();
+
+  /// The loop that is running on this thread or, if none is running, the one most recently
+  /// created on this thread and still alive. Throws std::logic_error if there is none.
+  static Loop& current();
+  /// Like current(), but nullptr instead of throwing.
+  static Loop* current_or_null() noexcept;
+
+  // ---- Running ---------------------------------------------------------------------------
+
+  /// Runs until nothing is left to do: no live task, no ready callback and no pending timer.
+  void run();
+  /// Runs until stop() is called.
+  void run_forever();
+  /// Runs until `task` is done and returns its result (or rethrows its exception).
+  template <class T>
+  decltype(auto) run_until_complete(Task<T>& task);
+  template <class T>
+  decltype(auto) run_until_complete(Task<T>&& task) {
+    return run_until_complete(task);
+  }
+  /// Makes run()/run_forever()/run_until_complete() return after the current turn.
+  void stop() noexcept;
+  /// Cancels every live task and runs the loop until they have finished, then releases the
+  /// loop's resources. Tasks that refuse to end after cancellation (they catch Cancelled and
+  /// block again with nothing left that could wake them) are reported through the exception
+  /// handler and abandoned. Must not be called while the loop is running.
+  void close();
+  bool is_running() const noexcept { return running_; }
+  bool is_closed() const noexcept { return closed_; }
+
+  // ---- Callbacks and time -----------------------------------------------------------------
+
+  /// Schedules `fn` to run on the loop's context (never inside a fiber) in a later turn, in
+  /// FIFO order with other ready callbacks and fibers.
+  template <class F>
+  Handle call_soon(F&& fn) {
+    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)));
+    Handle h(n);
+    schedule(n);
+    return h;
+  }
+  /// Runs `fn` after `delay` of loop time.
+  template <class F>
+  Handle call_later(Duration delay, F&& fn) {
+    return call_at(time() + delay, std::forward<F>(fn));
+  }
+  /// Runs `fn` at loop time `when`; callbacks with equal deadlines run in the order scheduled.
+  template <class F>
+  Handle call_at(TimePoint when, F&& fn) {
+    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)));
+    Handle h(n);
+    arm_timer(n, when);
+    return h;
+  }
+  /// Like call_soon(), from any thread; wakes the loop if it is sleeping.
+  /// Throws std::runtime_error if the loop is closed.
+  ///
+  /// @par Thread safety
+  /// Safe from any thread.
+  template <class F>
+  Handle call_soon_threadsafe(F&& fn) {
+    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)));
+    Handle h(n);
+    post(n);
+    return h;
+  }
+
+  /// The loop's current time (from its Clock).
+  TimePoint time() const noexcept { return clock_->now(); }
+  Clock& clock() const noexcept { return *clock_; }
+
+  // ---- Tasks ------------------------------------------------------------------------------
+
+  /// Starts `fn(args...)` in a new fiber on this loop; see weave::spawn.
+  template <class F, class... Args>
+    requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
+  auto spawn(F&& fn, Args&&... args);
+  template <class F, class... Args>
+  auto spawn(SpawnOptions options, F&& fn, Args&&... args);
+
+  /// Every task of this loop that is not done (asyncio.all_tasks).
+  std::vector<AnyTask> all_tasks() const;
+  /// Fibers started and not yet finished.
+  std::size_t live_fibers() const noexcept { return live_fibers_; }
+
+  // ---- Errors and debugging ---------------------------------------------------------------
+
+  using ExceptionHandler = std::function<void(const ErrorContext&)>;
+  /// Replaces the handler for errors nobody else could receive ("Task exception was never
+  /// retrieved", exceptions escaping callbacks). nullptr restores the default, which prints to
+  /// stderr.
+  void set_exception_handler(ExceptionHandler handler);
+  void call_exception_handler(const ErrorContext& context) noexcept;
+
+  void set_debug(bool on) noexcept { debug_ = on; }
+  bool debug() const noexcept { return debug_; }
+  void set_slow_callback_duration(Duration d) noexcept { slow_duration_ = d; }
+  Duration slow_callback_duration() const noexcept { return slow_duration_; }
+  /// Where debug-mode warnings go; nullptr restores the default (stderr).
+  void set_debug_log(std::function<void(std::string_view)> log);
+
+  /// Writes every task with its id, name, state and, for suspended tasks, the file:line where
+  /// it is suspended.
+  void dump_tasks(std::ostream& out) const;
+  std::string dump_tasks() const;
+
+ private:
+  friend struct detail::LoopAccess;
+  friend class Handle;
+  friend struct detail::CallbackNode;
+
+  void schedule(detail::Runnable* r) noexcept {
+    ready_.push_back(r);
+    ++ready_count_;
+  }
+  void post(detail::Runnable* r);
+  void arm_timer(detail::TimerNode* t, TimePoint when);
+  void disarm_timer(detail::TimerNode* t) noexcept {
+    if (t->armed()) timers_.erase(t);
+  }
+
+  // Tasks and fibers (defined in switch.cpp and task.cpp).
+  void start(detail::TaskBase* t, SpawnOptions&& options);
+  void wake(detail::TaskBase* t) noexcept;
+  bool park(detail::TaskBase* self, SourceLocation where);
+  void yield_now(detail::TaskBase* self, SourceLocation where);
+  void switch_out(detail::TaskBase* self);
+  void run_fiber(detail::TaskBase* t);
+  bool prepare(detail::TaskBase* t);
+  detail::SwitchContext* take_next_fiber() noexcept;
+  void jump(detail::SwitchContext* from, detail::SwitchContext* to);
+  void land(void* from_fctx, void* transfer_data) noexcept;
+  void check_slice(detail::TaskBase* self) noexcept;
+  void complete(detail::TaskBase* t) noexcept;
+  void recycle(detail::TaskBase* t) noexcept;
+  void release(detail::TaskBase* t) noexcept;
+  bool cancel_task(detail::TaskBase* t) noexcept;
+
+  // The loop proper (loop.cpp).
+  void run_turn();
+  void run_until(bool (*done)(void*), void* arg);
+  void dispatch(detail::Runnable* r);
+  void drain_inbox() noexcept;
+  void fire_timers() noexcept;
+  void poll(int timeout_ms);
+  int next_timeout_ms();
+  void note_slow(const char* what, const std::string& name, std::chrono::nanoseconds took);
+
+  detail::RunQueue ready_;
+  std::size_t ready_count_ = 0;
+  std::size_t turn_budget_ = 0;  // items of the current turn still to run
+  detail::TimerHeap timers_;
+
+  detail::SwitchContext main_ctx_;  // the loop's own stack
+  detail::SwitchContext* running_ctx_ = &main_ctx_;
+  detail::TaskBase* current_ = nullptr;  // the task whose fiber is running, or nullptr
+  detail::IntrusiveList tasks_;          // every task of this loop whose state is alive
+  std::size_t live_fibers_ = 0;
+  std::uint64_t next_task_id_ = 1;
+  void* eh_globals_ = nullptr;  // this thread's __cxa_eh_globals
+  std::size_t turns_since_poll_ = 0;
+
+  detail::StackPool stacks_;
+  std::size_t default_stack_size_;
+  detail::Inbox* inbox_;
+  int epoll_fd_ = -1;
+  SteadyClock steady_;
+  Clock* clock_;
+  std::thread::id owner_;
+  Loop* previous_current_ = nullptr;  // restored when this loop goes away
+
+  bool running_ = false;
+  bool stopping_ = false;
+  bool closed_ = false;
+  bool debug_ = false;
+  Duration slow_duration_;
+  std::chrono::steady_clock::time_point slice_start_{};
+  ExceptionHandler exception_handler_;
+  std::function<void(std::string_view)> debug_log_;
+};
+
+namespace detail {
+
+/// The loop's internals that weave's own templates (tasks, futures, primitives) build on.
+struct LoopAccess {
+  static void schedule(Loop& l, Runnable* r) noexcept { l.schedule(r); }
+  static void post(Loop& l, Runnable* r) { l.post(r); }
+  static Inbox* inbox(Loop& l) noexcept { return l.inbox_; }
+  static void wake(Loop& l, TaskBase* t) noexcept { l.wake(t); }
+  static void start(Loop& l, TaskBase* t, SpawnOptions&& o) { l.start(t, std::move(o)); }
+  static void release(TaskBase* t) noexcept { t->loop->release(t); }
+  static bool cancel(TaskBase* t) noexcept { return t->loop->cancel_task(t); }
+  static void arm_timer(Loop& l, TimerNode* t, TimePoint when) { l.arm_timer(t, when); }
+  static void disarm_timer(Loop& l, TimerNode* t) noexcept { l.disarm_timer(t); }
+  static void run_until(Loop& l, bool (*done)(void*), void* arg) { l.run_until(done, arg); }
+
+  /// The task running on this thread's current loop, or nullptr when not inside a fiber.
+  static TaskBase* current_task() noexcept;
+  /// The running task; throws std::logic_error naming `what` when called outside a fiber.
+  static TaskBase* require_fiber(const char* what);
+  /// Throws Cancelled if a cancellation is pending for `self` and no shield holds it back.
+  static void checkpoint(TaskBase* self) {
+    if (self->cancel_requested && self->shield_depth == 0) throw_cancelled(self);
+  }
+  [[noreturn]] static void throw_cancelled(TaskBase* self);
+  /// Suspends `self` until woken. Returns false if cancel() woke it: the caller then leaves
+  /// whatever wait queue it joined and calls throw_cancelled().
+  static bool park(TaskBase* self, SourceLocation where) { return self->loop->park(self, where); }
+  static void yield_now(TaskBase* self, SourceLocation where) {
+    self->loop->yield_now(self, where);
+  }
+  /// Blocks until `t` is done: from a fiber by suspending it, from outside any fiber by running
+  /// the loop (if it is not already running).
+  static void wait_done(TaskBase* t, const char* what, SourceLocation where);
+  /// Where every fiber begins (switch.cpp).
+  static void fiber_entry(void* from_fctx, void* data);
+};
+
+}  // namespace detail
+}  // namespace weave
+
+#include "weave/task.hpp"

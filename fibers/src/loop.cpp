@@ -1,0 +1,377 @@
+// The loop proper: turns, timers, the idle wait, closing.
+
+#include "weave/loop.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+#include <system_error>
+
+#include "internal.hpp"
+#include "sanitizer.hpp"
+
+namespace weave {
+
+namespace {
+
+// Loops alive on this thread, most recent last: Loop::current() outside a running loop.
+thread_local std::vector<Loop*> tl_loops;
+
+// With ready work queued the loop still polls for I/O, but only every this many turns, so a
+// loop busy with yields does not pay a system call per turn.
+constexpr std::size_t kBusyPollInterval = 16;
+
+bool env_debug() {
+  const char* v = std::getenv("WEAVE_DEBUG");
+  return v && v[0] == '1';
+}
+
+}  // namespace
+
+Loop::Loop() : Loop(Options{}) {}
+
+Loop::Loop(Options options)
+    : default_stack_size_(options.stack_size),
+      inbox_(new detail::Inbox()),
+      clock_(options.clock ? options.clock : &steady_),
+      owner_(std::this_thread::get_id()),
+      debug_(options.debug.value_or(env_debug())),
+      slow_duration_(options.slow_callback_duration) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) {
+    int e = errno;
+    inbox_->release();
+    throw std::system_error(e, std::generic_category(), "weave: epoll_create1");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // nullptr marks the inbox's eventfd
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inbox_->event_fd(), &ev) < 0) {
+    int e = errno;
+    ::close(epoll_fd_);
+    inbox_->release();
+    throw std::system_error(e, std::generic_category(), "weave: epoll_ctl(eventfd)");
+  }
+  eh_globals_ = eh_globals_of_this_thread();
+#if WEAVE_TSAN
+  main_ctx_.tsan_fiber = __tsan_get_current_fiber();
+#endif
+  detail::install_overflow_handler();
+  tl_loops.push_back(this);
+}
+
+Loop::~Loop() {
+  try {
+    close();
+  } catch (...) {
+    // close() throws only when called on a running loop, which a destructor cannot be.
+  }
+  tl_loops.erase(std::remove(tl_loops.begin(), tl_loops.end(), this), tl_loops.end());
+}
+
+bool detail::loop_alive(const Loop* l) noexcept {
+  return std::find(tl_loops.begin(), tl_loops.end(), l) != tl_loops.end();
+}
+
+Loop* Loop::current_or_null() noexcept {
+  if (detail::tl_running_loop) return detail::tl_running_loop;
+  return tl_loops.empty() ? nullptr : tl_loops.back();
+}
+
+Loop& Loop::current() {
+  Loop* l = current_or_null();
+  if (!l)
+    throw std::logic_error(
+        "weave: no loop on this thread; create a weave::Loop or start with weave::run()");
+  return *l;
+}
+
+// ---- Running ----------------------------------------------------------------------------------
+
+void Loop::run_until(bool (*done)(void*), void* arg) {
+  if (closed_) throw std::logic_error("weave: the loop is closed");
+  if (running_) throw std::logic_error("weave: the loop is already running");
+  if (owner_ != std::this_thread::get_id())
+    throw std::logic_error("weave: a loop can only run on the thread that created it");
+  if (detail::tl_running_loop)
+    throw std::logic_error("weave: another loop is already running on this thread");
+  running_ = true;
+  stopping_ = false;
+  detail::tl_running_loop = this;
+  struct Reset {
+    Loop* l;
+    ~Reset() {
+      l->running_ = false;
+      l->stopping_ = false;
+      detail::tl_running_loop = nullptr;
+    }
+  } reset{this};
+  while (!done(arg) && !stopping_) run_turn();
+}
+
+void Loop::run() {
+  run_until(
+      [](void* p) {
+        auto* l = static_cast<Loop*>(p);
+        return l->live_fibers_ == 0 && l->ready_count_ == 0 && l->timers_.empty();
+      },
+      this);
+}
+
+void Loop::run_forever() {
+  run_until([](void*) { return false; }, nullptr);
+}
+
+void Loop::stop() noexcept { stopping_ = true; }
+
+void Loop::run_turn() {
+  drain_inbox();
+  if (ready_count_ == 0 && !stopping_ && !timers_.empty() && clock_->autojump()) {
+    // Virtual time: take what I/O and posts have to offer without waiting; if that leaves
+    // nothing to run, jump the clock to the next timer instead of sleeping.
+    poll(0);
+    if (ready_count_ == 0) clock_->jump_to(timers_.top()->deadline);
+  } else if (ready_count_ == 0 && !stopping_) {
+    poll(next_timeout_ms());
+  } else if (++turns_since_poll_ >= kBusyPollInterval) {
+    poll(0);
+  }
+  fire_timers();
+
+  turn_budget_ = ready_count_;
+  while (turn_budget_ > 0) {
+    --turn_budget_;
+    --ready_count_;
+    dispatch(ready_.pop_front());
+  }
+}
+
+void Loop::dispatch(detail::Runnable* r) {
+  if (r->is_fiber()) {
+    run_fiber(static_cast<detail::TaskBase*>(r));
+    return;
+  }
+  if (!debug_) {
+    r->invoke(r, true);
+    return;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  r->invoke(r, true);
+  auto took = std::chrono::steady_clock::now() - t0;
+  if (took > slow_duration_) note_slow("callback", "", took);
+}
+
+int Loop::next_timeout_ms() {
+  if (timers_.empty()) return -1;
+  // A manual clock without autojump only moves when told: sleeping on it makes no sense.
+  if (clock_ != &steady_ && !clock_->autojump()) return -1;
+  auto wait = timers_.top()->deadline - clock_->now();
+  if (wait <= Duration::zero()) return 0;
+  // Round up: waking a little late fires the timer; waking early would spin a turn for nothing.
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+  return static_cast<int>(std::min<decltype(ms)>(ms, 24 * 3600 * 1000));
+}
+
+void Loop::poll(int timeout_ms) {
+  turns_since_poll_ = 0;
+  epoll_event events[64];
+  int n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
+  if (n < 0) {
+    if (errno == EINTR) return;  // a signal: the next turn looks again
+    throw std::system_error(errno, std::generic_category(), "weave: epoll_wait");
+  }
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.ptr == nullptr) {
+      inbox_->drain_wakeups();
+      drain_inbox();
+    }
+  }
+}
+
+void Loop::drain_inbox() noexcept {
+  detail::Runnable* r = inbox_->take_all();
+  while (r) {
+    detail::Runnable* next = r->next_ready;
+    schedule(r);
+    r = next;
+  }
+}
+
+void Loop::arm_timer(detail::TimerNode* t, TimePoint when) {
+  t->deadline = when;
+  timers_.push(t);
+}
+
+void Loop::fire_timers() noexcept {
+  if (timers_.empty()) return;
+  const TimePoint now = clock_->now();
+  while (!timers_.empty() && timers_.top()->deadline <= now) {
+    detail::TimerNode* n = timers_.pop();
+    n->fire(n);
+  }
+}
+
+void Loop::post(detail::Runnable* r) {
+  if (!inbox_->post(r)) {
+    r->invoke(r, false);
+    throw std::runtime_error("weave: call_soon_threadsafe on a closed loop");
+  }
+}
+
+// ---- Closing ----------------------------------------------------------------------------------
+
+void Loop::close() {
+  if (closed_) return;
+  if (running_) throw std::logic_error("weave: close() called on a running loop");
+  if (live_fibers_ > 0) {
+    for (AnyTask& t : all_tasks()) t.cancel();
+    running_ = true;
+    detail::tl_running_loop = this;
+    while (live_fibers_ > 0) {
+      drain_inbox();
+      if (ready_count_ == 0 && timers_.empty()) {
+        // Nothing can wake what is left: report it and give up on those fibers.
+        tasks_.for_each([this](detail::ListNode* n) {
+          detail::TaskBase* t = detail::task_of(n);
+          call_exception_handler(
+              {"task " + detail::display_name(t) +
+                   " did not finish after being cancelled while the loop closed; abandoning it",
+               nullptr, detail::display_name(t)});
+        });
+        break;
+      }
+      run_turn();
+    }
+    running_ = false;
+    detail::tl_running_loop = nullptr;
+  }
+  closed_ = true;
+  // What is still queued will never run: release it.
+  while (!ready_.empty()) {
+    detail::Runnable* r = ready_.pop_front();
+    if (!r->is_fiber()) r->invoke(r, false);
+  }
+  ready_count_ = 0;
+  while (!timers_.empty()) {
+    detail::TimerNode* n = timers_.pop();
+    (void)n;  // task timers belong to abandoned fibers; callback timers are released below
+    if (n->fire == &detail::CallbackNode::fire_timer) detail::release(static_cast<detail::CallbackNode*>(n));
+  }
+  for (detail::Runnable* r = inbox_->close(); r;) {
+    detail::Runnable* next = r->next_ready;
+    r->invoke(r, false);
+    r = next;
+  }
+  inbox_->release();
+  inbox_ = nullptr;
+  ::close(epoll_fd_);
+  epoll_fd_ = -1;
+}
+
+// ---- Errors and debugging -------------------------------------------------------------------
+
+void Loop::set_exception_handler(ExceptionHandler handler) {
+  exception_handler_ = std::move(handler);
+}
+
+void Loop::call_exception_handler(const ErrorContext& context) noexcept {
+  try {
+    if (exception_handler_) {
+      exception_handler_(context);
+      return;
+    }
+  } catch (...) {
+    std::fputs("weave: the exception handler threw; falling back to stderr\n", stderr);
+  }
+  std::string line = "weave: " + context.message;
+  if (context.exception) {
+    try {
+      std::rethrow_exception(context.exception);
+    } catch (const std::exception& e) {
+      line += std::string(": ") + e.what();
+    } catch (const Cancelled& c) {
+      line += std::string(": ") + c.what();
+    } catch (...) {
+      line += ": (an exception not derived from std::exception)";
+    }
+  }
+  line += '\n';
+  std::fputs(line.c_str(), stderr);
+}
+
+void Loop::set_debug_log(std::function<void(std::string_view)> log) { debug_log_ = std::move(log); }
+
+void Loop::check_slice(detail::TaskBase* self) noexcept {
+  auto took = std::chrono::steady_clock::now() - slice_start_;
+  if (took > slow_duration_)
+    note_slow("fiber", detail::display_name(self) + " (until " + self->where.file + ":" +
+                           std::to_string(self->where.line) + ")",
+              took);
+}
+
+void Loop::note_slow(const char* what, const std::string& name, std::chrono::nanoseconds took) {
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.3f", std::chrono::duration<double, std::milli>(took).count());
+  std::string msg = std::string("weave: slow ") + what + (name.empty() ? "" : " ") + name +
+                    " held the loop for " + ms + " ms";
+  if (debug_log_) {
+    debug_log_(msg);
+  } else {
+    msg += '\n';
+    std::fputs(msg.c_str(), stderr);
+  }
+}
+
+// ---- Callback nodes and handles ---------------------------------------------------------------
+
+namespace detail {
+
+CallbackNode::CallbackNode(Loop* l, InlineFunction f) noexcept : fn(std::move(f)), loop(l) {
+  invoke = &CallbackNode::invoke_node;
+  fire = &CallbackNode::fire_timer;
+}
+
+void CallbackNode::invoke_node(Runnable* r, bool run) {
+  auto* n = static_cast<CallbackNode*>(r);
+  std::uint8_t expected = kPending;
+  if (run && n->state.compare_exchange_strong(expected, kRan, std::memory_order_acq_rel)) {
+    try {
+      n->fn();
+    } catch (...) {
+      n->loop->call_exception_handler({"exception in callback", std::current_exception(), ""});
+    }
+  }
+  n->fn.reset();  // release captures now, even if a Handle keeps the node
+  release(n);     // the loop's reference
+}
+
+void CallbackNode::fire_timer(TimerNode* t) {
+  auto* n = static_cast<CallbackNode*>(t);
+  LoopAccess::schedule(*n->loop, n);
+}
+
+}  // namespace detail
+
+bool Handle::cancel() noexcept {
+  if (!node_) return false;
+  std::uint8_t expected = detail::CallbackNode::kPending;
+  if (!node_->state.compare_exchange_strong(expected, detail::CallbackNode::kCancelled,
+                                            std::memory_order_acq_rel))
+    return false;
+  if (node_->armed()) {
+    // Still in the timer heap: take it out now, so cancelled timers do not pile up.
+    node_->loop->disarm_timer(node_);
+    node_->fn.reset();
+    detail::release(node_);  // the loop's reference
+  }
+  return true;
+}
+
+}  // namespace weave

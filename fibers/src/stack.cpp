@@ -1,0 +1,117 @@
+#include "weave/detail/stack.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <system_error>
+
+#include "sanitizer.hpp"
+
+namespace weave::detail {
+
+namespace {
+std::atomic<std::size_t> g_guarded{0};
+
+std::size_t read_max_map_count() {
+  std::size_t value = 65530;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    unsigned long v = 0;
+    if (std::fscanf(f, "%lu", &v) == 1 && v > 0) value = v;
+    std::fclose(f);
+  }
+  return value;
+}
+}  // namespace
+
+std::size_t StackPool::page_size() noexcept {
+  static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+std::size_t StackPool::guard_budget() noexcept {
+  // Each guarded stack costs two mappings; a quarter of the limit leaves the other half of it
+  // for the program's own mappings (heap arenas, libraries, files).
+  static const std::size_t budget = read_max_map_count() / 4;
+  return budget;
+}
+
+std::size_t StackPool::guarded_stacks() noexcept { return g_guarded.load(std::memory_order_relaxed); }
+
+StackPool::~StackPool() {
+  std::size_t guarded = 0;
+  for (auto& sc : classes_)
+    for (auto& s : sc.free) guarded += s.guarded;
+  // Stacks of abandoned fibers are not in the free lists; their guards are not counted back,
+  // which only makes the budget more careful.
+  g_guarded.fetch_sub(guarded, std::memory_order_relaxed);
+  for (auto& slab : slabs_) ::munmap(slab.base, slab.bytes);
+}
+
+StackPool::SizeClass& StackPool::size_class(std::size_t class_size) {
+  for (auto& sc : classes_)
+    if (sc.class_size == class_size) return sc;
+  classes_.push_back(SizeClass{class_size, {}, 0, 0});
+  return classes_.back();
+}
+
+void StackPool::grow(SizeClass& sc) {
+  // Slabs grow with demand: small programs map little, big ones map few large slabs.
+  std::size_t count = std::clamp<std::size_t>(sc.slots, 16, 1024);
+  std::size_t bytes = count * sc.class_size;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (p == MAP_FAILED)
+    throw std::system_error(errno, std::generic_category(), "weave: cannot map fiber stacks");
+  slabs_.push_back(Slab{static_cast<char*>(p), bytes});
+  const std::size_t page = page_size();
+  sc.free.reserve(sc.free.size() + count);
+  // Pushed high to low so that the lowest addresses are handed out first.
+  for (std::size_t i = count; i-- > 0;) {
+    StackSlot s;
+    s.base = static_cast<char*>(p) + i * sc.class_size;
+    s.class_size = sc.class_size;
+    s.size = sc.class_size - page;
+#if WEAVE_VALGRIND
+    VALGRIND_STACK_REGISTER(s.bottom(), s.top());
+#endif
+    sc.free.push_back(s);
+  }
+  sc.slots += count;
+}
+
+StackSlot StackPool::acquire(std::size_t usable) {
+  const std::size_t page = page_size();
+  usable = std::max<std::size_t>(usable, 4 * page);
+  usable = (usable + page - 1) / page * page;
+  SizeClass& sc = size_class(usable + page);
+  if (sc.free.empty()) grow(sc);
+  StackSlot s = sc.free.back();
+  sc.free.pop_back();
+  if (s.warm) --sc.warm;
+  s.warm = true;
+  if (!s.guarded && g_guarded.load(std::memory_order_relaxed) < guard_budget()) {
+    if (::mprotect(s.base, page, PROT_NONE) == 0) {
+      s.guarded = true;
+      g_guarded.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return s;
+}
+
+void StackPool::release(StackSlot s) noexcept {
+  SizeClass& sc = size_class(s.class_size);
+  if (sc.warm >= kWarmStacks) {
+    // Enough warm stacks are kept; give this one's pages back to the kernel.
+    ::madvise(s.bottom(), s.size, MADV_DONTNEED);
+    s.warm = false;
+  } else {
+    ++sc.warm;
+  }
+  sc.free.push_back(s);
+}
+
+}  // namespace weave::detail

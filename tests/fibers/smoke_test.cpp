@@ -1,0 +1,11 @@
+#include "weave/weave.hpp"
+
+#include <gtest/gtest.h>
+
+TEST(Smoke, SpawnAndGet) {
+  int r = weave::run([] {
+    auto t = weave::spawn([](int x) { weave::this_fiber::yield(); return x * 2; }, 21);
+    return t.get();
+  });
+  EXPECT_EQ(r, 42);
+}
