@@ -7,7 +7,10 @@ namespace weave {
 class Loop;
 void* eh_globals_of_this_thread() noexcept;
 namespace detail {
-extern thread_local Loop* tl_running_loop;
+// The loop running on this thread, if any. Accessors rather than an extern thread_local: GCC's
+// UBSan reports a false null store through the cross-TU TLS wrapper.
+Loop* running_loop() noexcept;
+void set_running_loop(Loop* l) noexcept;
 class TaskBase;
 std::string display_name(const TaskBase* t);
 void install_overflow_handler();

@@ -24,8 +24,8 @@ namespace {
 // Loops alive on this thread, most recent last: Loop::current() outside a running loop.
 thread_local std::vector<Loop*> tl_loops;
 
-// With ready work queued the loop still polls for I/O, but only every this many turns, so a
-// loop busy with yields does not pay a system call per turn.
+// With ready work queued the loop still polls for I/O (when it watches any fd), but only every
+// this many turns, so a loop busy with yields does not pay a system call per turn.
 constexpr std::size_t kBusyPollInterval = 16;
 
 bool env_debug() {
@@ -81,7 +81,7 @@ bool detail::loop_alive(const Loop* l) noexcept {
 }
 
 Loop* Loop::current_or_null() noexcept {
-  if (detail::tl_running_loop) return detail::tl_running_loop;
+  if (Loop* l = detail::running_loop()) return l;
   return tl_loops.empty() ? nullptr : tl_loops.back();
 }
 
@@ -100,17 +100,20 @@ void Loop::run_until(bool (*done)(void*), void* arg) {
   if (running_) throw std::logic_error("weave: the loop is already running");
   if (owner_ != std::this_thread::get_id())
     throw std::logic_error("weave: a loop can only run on the thread that created it");
-  if (detail::tl_running_loop)
+  if (detail::running_loop())
     throw std::logic_error("weave: another loop is already running on this thread");
   running_ = true;
   stopping_ = false;
-  detail::tl_running_loop = this;
+  detail::set_running_loop(this);
+  goal_ = done;
+  goal_arg_ = arg;
   struct Reset {
     Loop* l;
     ~Reset() {
       l->running_ = false;
       l->stopping_ = false;
-      detail::tl_running_loop = nullptr;
+      l->goal_ = nullptr;
+      detail::set_running_loop(nullptr);
     }
   } reset{this};
   while (!done(arg) && !stopping_) run_turn();
@@ -131,7 +134,7 @@ void Loop::run_forever() {
 
 void Loop::stop() noexcept { stopping_ = true; }
 
-void Loop::run_turn() {
+void Loop::begin_turn(bool may_block) noexcept {
   drain_inbox();
   if (ready_count_ == 0 && !stopping_ && !timers_.empty() && clock_->autojump()) {
     // Virtual time: take what I/O and posts have to offer without waiting; if that leaves
@@ -139,13 +142,17 @@ void Loop::run_turn() {
     poll(0);
     if (ready_count_ == 0) clock_->jump_to(timers_.top()->deadline);
   } else if (ready_count_ == 0 && !stopping_) {
-    poll(next_timeout_ms());
-  } else if (++turns_since_poll_ >= kBusyPollInterval) {
+    if (may_block) poll(next_timeout_ms());
+  } else if (io_watchers_ > 0 && ++turns_since_poll_ >= kBusyPollInterval) {
     poll(0);
   }
   fire_timers();
-
   turn_budget_ = ready_count_;
+}
+
+void Loop::run_turn() {
+  begin_turn(true);
+  // Fibers may start further turns themselves (see take_next_fiber); the budget is shared.
   while (turn_budget_ > 0) {
     --turn_budget_;
     --ready_count_;
@@ -179,13 +186,15 @@ int Loop::next_timeout_ms() {
   return static_cast<int>(std::min<decltype(ms)>(ms, 24 * 3600 * 1000));
 }
 
-void Loop::poll(int timeout_ms) {
+void Loop::poll(int timeout_ms) noexcept {
   turns_since_poll_ = 0;
   epoll_event events[64];
   int n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
   if (n < 0) {
     if (errno == EINTR) return;  // a signal: the next turn looks again
-    throw std::system_error(errno, std::generic_category(), "weave: epoll_wait");
+    // EBADF, EFAULT or EINVAL: the loop's own state is corrupt; nothing sensible can go on.
+    std::perror("weave: epoll_wait");
+    std::abort();
   }
   for (int i = 0; i < n; ++i) {
     if (events[i].data.ptr == nullptr) {
@@ -233,7 +242,7 @@ void Loop::close() {
   if (live_fibers_ > 0) {
     for (AnyTask& t : all_tasks()) t.cancel();
     running_ = true;
-    detail::tl_running_loop = this;
+    detail::set_running_loop(this);
     while (live_fibers_ > 0) {
       drain_inbox();
       if (ready_count_ == 0 && timers_.empty()) {
@@ -250,7 +259,7 @@ void Loop::close() {
       run_turn();
     }
     running_ = false;
-    detail::tl_running_loop = nullptr;
+    detail::set_running_loop(nullptr);
   }
   closed_ = true;
   // What is still queued will never run: release it.

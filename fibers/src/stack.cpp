@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <stdexcept>
 #include <system_error>
 
 #include "sanitizer.hpp"
@@ -52,10 +53,14 @@ StackPool::~StackPool() {
 }
 
 StackPool::SizeClass& StackPool::size_class(std::size_t class_size) {
+  if (last_ && last_->class_size == class_size) return *last_;
   for (auto& sc : classes_)
-    if (sc.class_size == class_size) return sc;
+    if (sc.class_size == class_size) return *(last_ = &sc);
+  classes_.reserve(32);  // SizeClass addresses must stay put: last_ points into the vector
+  if (classes_.size() == classes_.capacity())
+    throw std::length_error("weave: too many distinct fiber stack sizes (at most 32)");
   classes_.push_back(SizeClass{class_size, {}, 0, 0});
-  return classes_.back();
+  return *(last_ = &classes_.back());
 }
 
 void StackPool::grow(SizeClass& sc) {

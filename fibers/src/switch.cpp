@@ -28,9 +28,9 @@ namespace weave {
 namespace fctx = boost::context::detail;
 
 namespace detail {
+namespace {
 // The running loop of this thread (set by Loop::run_until), read by the signal handler too.
 thread_local Loop* tl_running_loop = nullptr;
-namespace {
 // The C++ runtime's per-thread exception state (libstdc++'s and libc++abi's layout).
 struct EhGlobals {
   void* caught;
@@ -38,6 +38,9 @@ struct EhGlobals {
 };
 }  // namespace
 }  // namespace detail
+
+Loop* detail::running_loop() noexcept { return detail::tl_running_loop; }
+void detail::set_running_loop(Loop* l) noexcept { detail::tl_running_loop = l; }
 
 using detail::SwitchContext;
 using detail::TaskBase;
@@ -152,25 +155,34 @@ bool Loop::prepare(TaskBase* t) {
 }
 
 SwitchContext* Loop::take_next_fiber() noexcept {
-  while (turn_budget_ > 0 && !ready_.empty() && ready_.front()->is_fiber()) {
-    auto* t = static_cast<TaskBase*>(ready_.pop_front());
-    --ready_count_;
-    --turn_budget_;
-    bool runnable;
-    try {
-      runnable = prepare(t);
-    } catch (...) {
-      // No stack could be had: leave the task ready and let the loop's own context report it.
-      ready_.push_front(t);
-      ++ready_count_;
-      ++turn_budget_;
-      break;
+  for (;;) {
+    while (turn_budget_ > 0 && ready_.front()->is_fiber()) {
+      auto* t = static_cast<TaskBase*>(ready_.pop_front());
+      --ready_count_;
+      --turn_budget_;
+      bool runnable = true;
+      try {
+        if (t->state == TaskState::Created) runnable = prepare(t);
+      } catch (...) {
+        // No stack could be had: leave the task ready and let the loop's own context report it.
+        ready_.push_front(t);
+        ++ready_count_;
+        ++turn_budget_;
+        current_ = nullptr;
+        return &main_ctx_;
+      }
+      if (runnable) {
+        t->state = TaskState::Running;
+        current_ = t;
+        return t;
+      }
     }
-    if (runnable) {
-      t->state = TaskState::Running;
-      current_ = t;
-      return t;
-    }
+    // A callback is next (callbacks run on the loop's own context), or the turn is over and
+    // the loop must look at its goal or block: go back to the loop's context. Otherwise start
+    // the next turn right here, without the two switches through the loop's context.
+    if (turn_budget_ > 0 || !running_ || at_goal()) break;
+    begin_turn(/*may_block=*/false);
+    if (turn_budget_ == 0) break;
   }
   current_ = nullptr;
   return &main_ctx_;
@@ -201,6 +213,16 @@ bool Loop::park(TaskBase* self, SourceLocation where) {
   }
   return true;
 }
+
+namespace {
+// The fast path of every suspending call: the running task, found without building anything.
+inline TaskBase* running_task(const char* what) {
+  Loop* l = detail::tl_running_loop;
+  TaskBase* t = l ? detail::LoopAccess::current_task_of(*l) : nullptr;
+  if (__builtin_expect(t == nullptr, 0)) return detail::LoopAccess::require_fiber(what);
+  return t;
+}
+}  // namespace
 
 void Loop::yield_now(TaskBase* self, SourceLocation where) {
   detail::LoopAccess::checkpoint(self);
@@ -280,12 +302,12 @@ namespace this_fiber {
 bool in_fiber() noexcept { return detail::LoopAccess::current_task() != nullptr; }
 
 void yield(SourceLocation where) {
-  TaskBase* self = detail::LoopAccess::require_fiber("weave::this_fiber::yield");
+  TaskBase* self = running_task("weave::this_fiber::yield");
   detail::LoopAccess::yield_now(self, where);
 }
 
 void sleep_until(TimePoint deadline, SourceLocation where) {
-  TaskBase* self = detail::LoopAccess::require_fiber("weave::this_fiber::sleep_until");
+  TaskBase* self = running_task("weave::this_fiber::sleep_until");
   Loop& loop = *self->loop;
   if (deadline <= loop.time()) {
     detail::LoopAccess::yield_now(self, where);
@@ -308,7 +330,7 @@ void sleep_for(Duration d, SourceLocation where) {
     yield(where);
     return;
   }
-  TaskBase* self = detail::LoopAccess::require_fiber("weave::this_fiber::sleep_for");
+  TaskBase* self = running_task("weave::this_fiber::sleep_for");
   sleep_until(self->loop->time() + d, where);
 }
 

@@ -12,6 +12,62 @@ namespace weave {
 
 using detail::TaskBase;
 
+// ---- The task-state cache ----------------------------------------------------------------------
+//
+// Blocks are grouped in 64-byte classes up to 1 KiB; each class keeps up to kCachedPerClass free
+// blocks per thread. A block freed on another thread than the one that allocated it simply
+// joins that thread's cache: every block comes from ::operator new, so any cache may hand it out
+// or return it.
+namespace {
+constexpr std::size_t kClassBytes = 64;
+constexpr std::size_t kClasses = 16;
+constexpr std::size_t kCachedPerClass = 4096;
+struct FreeBlock {
+  FreeBlock* next;
+};
+struct TaskCache {
+  FreeBlock* head[kClasses] = {};
+  std::size_t count[kClasses] = {};
+  ~TaskCache() {
+    for (std::size_t c = 0; c < kClasses; ++c)
+      while (FreeBlock* b = head[c]) {
+        head[c] = b->next;
+        ::operator delete(b);
+      }
+  }
+};
+thread_local TaskCache tl_task_cache;
+}  // namespace
+
+void* detail::TaskBase::operator new(std::size_t size) {
+  std::size_t c = (size - 1) / kClassBytes;
+  if (c < kClasses) {
+    TaskCache& cache = tl_task_cache;
+    if (FreeBlock* b = cache.head[c]) {
+      cache.head[c] = b->next;
+      --cache.count[c];
+      return b;
+    }
+    return ::operator new((c + 1) * kClassBytes);
+  }
+  return ::operator new(size);
+}
+
+void detail::TaskBase::operator delete(void* p, std::size_t size) noexcept {
+  std::size_t c = (size - 1) / kClassBytes;
+  if (c < kClasses) {
+    TaskCache& cache = tl_task_cache;
+    if (cache.count[c] < kCachedPerClass) {
+      auto* b = static_cast<FreeBlock*>(p);
+      b->next = cache.head[c];
+      cache.head[c] = b;
+      ++cache.count[c];
+      return;
+    }
+  }
+  ::operator delete(p);
+}
+
 void Loop::release(TaskBase* t) noexcept {
   if (--t->refs != 0) return;
   if (t->outcome == detail::Outcome::Error && !t->exception_retrieved) {
@@ -29,7 +85,7 @@ void Loop::release(TaskBase* t) noexcept {
 namespace detail {
 
 TaskBase* LoopAccess::current_task() noexcept {
-  Loop* l = tl_running_loop;
+  Loop* l = running_loop();
   return l ? l->current_ : nullptr;
 }
 

@@ -215,12 +215,14 @@ class Loop {
   bool cancel_task(detail::TaskBase* t) noexcept;
 
   // The loop proper (loop.cpp).
+  void begin_turn(bool may_block) noexcept;
   void run_turn();
   void run_until(bool (*done)(void*), void* arg);
   void dispatch(detail::Runnable* r);
   void drain_inbox() noexcept;
   void fire_timers() noexcept;
-  void poll(int timeout_ms);
+  bool at_goal() const noexcept { return stopping_ || (goal_ && goal_(goal_arg_)); }
+  void poll(int timeout_ms) noexcept;
   int next_timeout_ms();
   void note_slow(const char* what, const std::string& name, std::chrono::nanoseconds took);
 
@@ -237,6 +239,9 @@ class Loop {
   std::uint64_t next_task_id_ = 1;
   void* eh_globals_ = nullptr;  // this thread's __cxa_eh_globals
   std::size_t turns_since_poll_ = 0;
+  std::size_t io_watchers_ = 0;  // fds registered with epoll besides the inbox's eventfd
+  bool (*goal_)(void*) = nullptr;  // run_until's condition, checked at every turn
+  void* goal_arg_ = nullptr;
 
   detail::StackPool stacks_;
   std::size_t default_stack_size_;
@@ -274,6 +279,7 @@ struct LoopAccess {
 
   /// The task running on this thread's current loop, or nullptr when not inside a fiber.
   static TaskBase* current_task() noexcept;
+  static TaskBase* current_task_of(const Loop& l) noexcept { return l.current_; }
   /// The running task; throws std::logic_error naming `what` when called outside a fiber.
   static TaskBase* require_fiber(const char* what);
   /// Throws Cancelled if a cancellation is pending for `self` and no shield holds it back.

@@ -64,6 +64,7 @@ class StackPool {
   };
   std::vector<Slab> slabs_;
   std::vector<SizeClass> classes_;
+  SizeClass* last_ = nullptr;  // most spawns use one size: look it up once
 };
 
 }  // namespace weave::detail

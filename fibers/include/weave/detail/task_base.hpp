@@ -54,6 +54,11 @@ class TaskBase : public Runnable,
   TaskBase& operator=(const TaskBase&) = delete;
   virtual ~TaskBase() = default;
 
+  // Task states come and go with every spawn; they are recycled through a per-thread cache
+  // (task.cpp) instead of going to malloc each time.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+
   /// Runs the task's function on its fiber and stores the outcome. Called once.
   virtual void run_body() noexcept = 0;
 
