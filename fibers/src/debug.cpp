@@ -41,7 +41,8 @@ void Loop::dump_tasks(std::ostream& out) const {
     out << "  #" << t->id << " " << detail::display_name(t) << " [" << state_name(t->state) << "]";
     if (t->cancel_requested) out << " (cancel requested)";
     if (t->state == detail::TaskState::Suspended || t->state == detail::TaskState::Ready) {
-      if (t->where.line) out << " at " << t->where.file << ":" << t->where.line << " in " << t->where.function;
+      if (t->where.line)
+        out << " at " << t->where.file << ":" << t->where.line << " in " << t->where.function;
     }
     out << "\n";
   });

@@ -55,7 +55,8 @@ void FutureStateBase::wait(const char* what, SourceLocation where) {
                              "context; wait from a fiber or add a done callback");
     LoopAccess::run_until(
         *loop_, [](void* p) { return static_cast<FutureStateBase*>(p)->notified_; }, this);
-    if (!ready()) throw std::logic_error(std::string("weave: ") + what + ": the loop stopped first");
+    if (!ready())
+      throw std::logic_error(std::string("weave: ") + what + ": the loop stopped first");
     return;
   }
   if (self->loop != loop_)

@@ -30,8 +30,8 @@ bool Inbox::post(Runnable* r) noexcept {
   do {
     if (head == kClosed) return false;
     r->next_ready = head;
-  } while (!head_.compare_exchange_weak(head, r, std::memory_order_release,
-                                        std::memory_order_relaxed));
+  } while (
+      !head_.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
   // Only the post that makes the inbox non-empty wakes the loop: the loop takes everything at
   // once, so later posts of the same batch ride on the same wake-up.
   if (head == nullptr) {

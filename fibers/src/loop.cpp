@@ -169,10 +169,16 @@ void Loop::dispatch(detail::Runnable* r) {
     r->invoke(r, true);
     return;
   }
+  // Read before running: the node may be freed by the time the callback returns.
+  SourceLocation where = static_cast<detail::CallbackNode*>(r)->where;
   auto t0 = std::chrono::steady_clock::now();
   r->invoke(r, true);
   auto took = std::chrono::steady_clock::now() - t0;
-  if (took > slow_duration_) note_slow("callback", "", took);
+  if (took > slow_duration_)
+    note_slow(where.line ? std::string("callback scheduled at ") + where.file + ":" +
+                               std::to_string(where.line) + " (" + where.function + ")"
+                         : std::string("callback"),
+              took);
 }
 
 int Loop::next_timeout_ms() {
@@ -271,7 +277,8 @@ void Loop::close() {
   while (!timers_.empty()) {
     detail::TimerNode* n = timers_.pop();
     (void)n;  // task timers belong to abandoned fibers; callback timers are released below
-    if (n->fire == &detail::CallbackNode::fire_timer) detail::release(static_cast<detail::CallbackNode*>(n));
+    if (n->fire == &detail::CallbackNode::fire_timer)
+      detail::release(static_cast<detail::CallbackNode*>(n));
   }
   for (detail::Runnable* r = inbox_->close(); r;) {
     detail::Runnable* next = r->next_ready;
@@ -319,17 +326,25 @@ void Loop::set_debug_log(std::function<void(std::string_view)> log) { debug_log_
 
 void Loop::check_slice(detail::TaskBase* self) noexcept {
   auto took = std::chrono::steady_clock::now() - slice_start_;
-  if (took > slow_duration_)
-    note_slow("fiber", detail::display_name(self) + " (until " + self->where.file + ":" +
-                           std::to_string(self->where.line) + ")",
-              took);
+  if (took > slow_duration_) try {
+      note_slow("fiber slice of task " + detail::display_name(self) + " (ending at " +
+                    self->where.file + ":" + std::to_string(self->where.line) + ")",
+                took);
+    } catch (...) {
+      // Out of memory while formatting a warning: drop the warning, not the program.
+    }
 }
 
-void Loop::note_slow(const char* what, const std::string& name, std::chrono::nanoseconds took) {
+void Loop::wrong_thread(const char* what) const {
+  throw std::logic_error(std::string("weave: Loop::") + what +
+                         " called from a thread that does not own the loop; use "
+                         "call_soon_threadsafe");
+}
+
+void Loop::note_slow(const std::string& what, std::chrono::nanoseconds took) {
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.3f", std::chrono::duration<double, std::milli>(took).count());
-  std::string msg = std::string("weave: slow ") + what + (name.empty() ? "" : " ") + name +
-                    " held the loop for " + ms + " ms";
+  std::string msg = "weave: slow " + what + " held the loop for " + ms + " ms";
   if (debug_log_) {
     debug_log_(msg);
   } else {
@@ -342,7 +357,8 @@ void Loop::note_slow(const char* what, const std::string& name, std::chrono::nan
 
 namespace detail {
 
-CallbackNode::CallbackNode(Loop* l, InlineFunction f) noexcept : fn(std::move(f)), loop(l) {
+CallbackNode::CallbackNode(Loop* l, InlineFunction f, SourceLocation w) noexcept
+    : fn(std::move(f)), loop(l), where(w) {
   invoke = &CallbackNode::invoke_node;
   fire = &CallbackNode::fire_timer;
 }

@@ -40,7 +40,9 @@ std::size_t StackPool::guard_budget() noexcept {
   return budget;
 }
 
-std::size_t StackPool::guarded_stacks() noexcept { return g_guarded.load(std::memory_order_relaxed); }
+std::size_t StackPool::guarded_stacks() noexcept {
+  return g_guarded.load(std::memory_order_relaxed);
+}
 
 StackPool::~StackPool() {
   std::size_t guarded = 0;

@@ -85,7 +85,7 @@ void fiber_trampoline(fctx::transfer_t t) { detail::LoopAccess::fiber_entry(t.fc
 // A finished fiber's last jump. It must not keep a frame on ASan's fake stack, which is freed
 // by the start_switch(nullptr, ...) below (hence noinline and no instrumentation).
 [[noreturn]] __attribute__((noinline)) WEAVE_NO_ASAN void exit_to(SwitchContext* self,
-                                                                   SwitchContext* next) noexcept {
+                                                                  SwitchContext* next) noexcept {
 #if WEAVE_ASAN
   __sanitizer_start_switch_fiber(nullptr, next->stack_bottom, next->stack_size);
 #endif

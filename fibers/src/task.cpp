@@ -118,7 +118,8 @@ void LoopAccess::wait_done(TaskBase* t, const char* what, SourceLocation where) 
       throw std::logic_error(std::string("weave: ") + what + ": the loop stopped first");
     return;
   }
-  if (self == t) throw std::logic_error(std::string("weave: ") + what + ": a task waits for itself");
+  if (self == t)
+    throw std::logic_error(std::string("weave: ") + what + ": a task waits for itself");
   if (t->done()) return;
   if (t->loop != self->loop)
     throw std::logic_error(std::string("weave: ") + what +

@@ -32,7 +32,9 @@ class FutureStateBase : public Runnable {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  bool ready() const noexcept { return status_.load(std::memory_order_acquire) == FutureStatus::Ready; }
+  bool ready() const noexcept {
+    return status_.load(std::memory_order_acquire) == FutureStatus::Ready;
+  }
   /// Claims the right to complete. Exactly one caller ever gets true. Any thread.
   bool begin_complete() noexcept {
     auto expected = FutureStatus::Pending;
@@ -109,7 +111,9 @@ class Future {
   /// True once a value, an exception or a cancellation is set.
   bool done() const noexcept { return s_->ready(); }
   /// True if the future was cancelled.
-  bool cancelled() const noexcept { return s_->ready() && s_->outcome() == detail::Outcome::Cancelled; }
+  bool cancelled() const noexcept {
+    return s_->ready() && s_->outcome() == detail::Outcome::Cancelled;
+  }
 
   /// Suspends the calling fiber until the future is done (outside any fiber: runs the loop).
   ///

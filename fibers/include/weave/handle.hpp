@@ -7,6 +7,7 @@
 #include "weave/clock.hpp"
 #include "weave/detail/inline_function.hpp"
 #include "weave/detail/runnable.hpp"
+#include "weave/detail/source_location.hpp"
 #include "weave/detail/timer_heap.hpp"
 
 namespace weave {
@@ -20,11 +21,12 @@ struct CallbackNode final : Runnable, TimerNode {
   enum : std::uint8_t { kPending, kRan, kCancelled };
   InlineFunction fn;
   Loop* loop = nullptr;
+  SourceLocation where;  // where it was scheduled: names it in debug-mode warnings
   // One reference for the loop while the callback is queued or armed, one per Handle.
   std::atomic<std::uint32_t> refs{1};
   std::atomic<std::uint8_t> state{kPending};
 
-  CallbackNode(Loop* l, InlineFunction f) noexcept;
+  CallbackNode(Loop* l, InlineFunction f, SourceLocation where = {}) noexcept;
   static void invoke_node(Runnable* r, bool run);
   static void fire_timer(TimerNode* t);
 };
@@ -65,7 +67,8 @@ class Handle {
   bool cancel() noexcept;
   /// True once cancel() has succeeded.
   bool cancelled() const noexcept {
-    return node_ && node_->state.load(std::memory_order_acquire) == detail::CallbackNode::kCancelled;
+    return node_ &&
+           node_->state.load(std::memory_order_acquire) == detail::CallbackNode::kCancelled;
   }
   /// The deadline of a timer handle.
   TimePoint when() const noexcept { return node_ ? node_->deadline : TimePoint{}; }

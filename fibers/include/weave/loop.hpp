@@ -109,23 +109,26 @@ class Loop {
   // ---- Callbacks and time -----------------------------------------------------------------
 
   /// Schedules `fn` to run on the loop's context (never inside a fiber) in a later turn, in
-  /// FIFO order with other ready callbacks and fibers.
+  /// FIFO order with other ready callbacks and fibers. `where` (the caller's location by
+  /// default) names the callback in debug-mode warnings.
   template <class F>
-  Handle call_soon(F&& fn) {
-    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)));
+  Handle call_soon(F&& fn, SourceLocation where = SourceLocation::current()) {
+    check_thread("call_soon");
+    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)), where);
     Handle h(n);
     schedule(n);
     return h;
   }
   /// Runs `fn` after `delay` of loop time.
   template <class F>
-  Handle call_later(Duration delay, F&& fn) {
-    return call_at(time() + delay, std::forward<F>(fn));
+  Handle call_later(Duration delay, F&& fn, SourceLocation where = SourceLocation::current()) {
+    return call_at(time() + delay, std::forward<F>(fn), where);
   }
   /// Runs `fn` at loop time `when`; callbacks with equal deadlines run in the order scheduled.
   template <class F>
-  Handle call_at(TimePoint when, F&& fn) {
-    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)));
+  Handle call_at(TimePoint when, F&& fn, SourceLocation where = SourceLocation::current()) {
+    check_thread("call_at");
+    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)), where);
     Handle h(n);
     arm_timer(n, when);
     return h;
@@ -136,8 +139,8 @@ class Loop {
   /// @par Thread safety
   /// Safe from any thread.
   template <class F>
-  Handle call_soon_threadsafe(F&& fn) {
-    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)));
+  Handle call_soon_threadsafe(F&& fn, SourceLocation where = SourceLocation::current()) {
+    auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)), where);
     Handle h(n);
     post(n);
     return h;
@@ -151,8 +154,7 @@ class Loop {
 
   /// Starts `fn(args...)` in a new fiber on this loop; see weave::spawn.
   template <class F, class... Args>
-    requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
-  auto spawn(F&& fn, Args&&... args);
+  requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>) auto spawn(F&& fn, Args&&... args);
   template <class F, class... Args>
   auto spawn(SpawnOptions options, F&& fn, Args&&... args);
 
@@ -186,6 +188,14 @@ class Loop {
   friend struct detail::LoopAccess;
   friend class Handle;
   friend struct detail::CallbackNode;
+
+  // Loop-affine operations check their thread in debug builds (NDEBUG unset).
+  void check_thread([[maybe_unused]] const char* what) const {
+#ifndef NDEBUG
+    if (owner_ != std::this_thread::get_id()) wrong_thread(what);
+#endif
+  }
+  [[noreturn]] void wrong_thread(const char* what) const;
 
   void schedule(detail::Runnable* r) noexcept {
     ready_.push_back(r);
@@ -224,7 +234,7 @@ class Loop {
   bool at_goal() const noexcept { return stopping_ || (goal_ && goal_(goal_arg_)); }
   void poll(int timeout_ms) noexcept;
   int next_timeout_ms();
-  void note_slow(const char* what, const std::string& name, std::chrono::nanoseconds took);
+  void note_slow(const std::string& what, std::chrono::nanoseconds took);
 
   detail::RunQueue ready_;
   std::size_t ready_count_ = 0;
@@ -239,7 +249,7 @@ class Loop {
   std::uint64_t next_task_id_ = 1;
   void* eh_globals_ = nullptr;  // this thread's __cxa_eh_globals
   std::size_t turns_since_poll_ = 0;
-  std::size_t io_watchers_ = 0;  // fds registered with epoll besides the inbox's eventfd
+  std::size_t io_watchers_ = 0;    // fds registered with epoll besides the inbox's eventfd
   bool (*goal_)(void*) = nullptr;  // run_until's condition, checked at every turn
   void* goal_arg_ = nullptr;
 
@@ -270,7 +280,10 @@ struct LoopAccess {
   static void post(Loop& l, Runnable* r) { l.post(r); }
   static Inbox* inbox(Loop& l) noexcept { return l.inbox_; }
   static void wake(Loop& l, TaskBase* t) noexcept { l.wake(t); }
-  static void start(Loop& l, TaskBase* t, SpawnOptions&& o) { l.start(t, std::move(o)); }
+  static void start(Loop& l, TaskBase* t, SpawnOptions&& o) {
+    l.check_thread("spawn");
+    l.start(t, std::move(o));
+  }
   static void release(TaskBase* t) noexcept { t->loop->release(t); }
   static bool cancel(TaskBase* t) noexcept { return t->loop->cancel_task(t); }
   static void arm_timer(Loop& l, TimerNode* t, TimePoint when) { l.arm_timer(t, when); }

@@ -24,8 +24,8 @@ namespace weave {
 template <class F, class... Args>
 decltype(auto) run(Loop::Options options, F&& fn, Args&&... args) {
   Loop loop(std::move(options));
-  auto main = loop.spawn(SpawnOptions{.name = "main"}, std::forward<F>(fn),
-                         std::forward<Args>(args)...);
+  auto main =
+      loop.spawn(SpawnOptions{.name = "main"}, std::forward<F>(fn), std::forward<Args>(args)...);
   using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
   if constexpr (std::is_void_v<R>) {
     loop.run_until_complete(main);
@@ -38,8 +38,8 @@ decltype(auto) run(Loop::Options options, F&& fn, Args&&... args) {
 }
 
 template <class F, class... Args>
-  requires(!std::is_same_v<std::decay_t<F>, Loop::Options>)
-decltype(auto) run(F&& fn, Args&&... args) {
+requires(!std::is_same_v<std::decay_t<F>, Loop::Options>) decltype(auto)
+    run(F&& fn, Args&&... args) {
   return run(Loop::Options{}, std::forward<F>(fn), std::forward<Args>(args)...);
 }
 

@@ -162,9 +162,7 @@ class Task : public AnyTask {
   }
 
  private:
-  detail::TaskResult<T>* result() const noexcept {
-    return static_cast<detail::TaskResult<T>*>(t_);
-  }
+  detail::TaskResult<T>* result() const noexcept { return static_cast<detail::TaskResult<T>*>(t_); }
 };
 
 template <class F, class... Args>
@@ -182,8 +180,7 @@ auto Loop::spawn(SpawnOptions options, F&& fn, Args&&... args) {
 }
 
 template <class F, class... Args>
-  requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
-auto Loop::spawn(F&& fn, Args&&... args) {
+requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>) auto Loop::spawn(F&& fn, Args&&... args) {
   return spawn(SpawnOptions{}, std::forward<F>(fn), std::forward<Args>(args)...);
 }
 
@@ -205,8 +202,7 @@ decltype(auto) Loop::run_until_complete(Task<T>& task) {
 /// int r = t.get();  // 42
 /// @endcode
 template <class F, class... Args>
-  requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>)
-auto spawn(F&& fn, Args&&... args) {
+requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>) auto spawn(F&& fn, Args&&... args) {
   return Loop::current().spawn(std::forward<F>(fn), std::forward<Args>(args)...);
 }
 template <class F, class... Args>

@@ -72,13 +72,12 @@ class InlineFunction {
   };
 
   template <class D>
-  static constexpr Ops inline_ops{
-      [](void* p) { (*static_cast<D*>(p))(); },
-      [](void* dst, void* src) noexcept {
-        ::new (dst) D(std::move(*static_cast<D*>(src)));
-        static_cast<D*>(src)->~D();
-      },
-      [](void* p) noexcept { static_cast<D*>(p)->~D(); }};
+  static constexpr Ops inline_ops{[](void* p) { (*static_cast<D*>(p))(); },
+                                  [](void* dst, void* src) noexcept {
+                                    ::new (dst) D(std::move(*static_cast<D*>(src)));
+                                    static_cast<D*>(src)->~D();
+                                  },
+                                  [](void* p) noexcept { static_cast<D*>(p)->~D(); }};
 
   template <class D>
   static constexpr Ops heap_ops{

@@ -7,11 +7,11 @@
 namespace weave::detail {
 
 struct StackSlot {
-  char* base = nullptr;      // lowest address of the slot, guard page included
-  std::size_t size = 0;      // usable bytes above the guard page
+  char* base = nullptr;        // lowest address of the slot, guard page included
+  std::size_t size = 0;        // usable bytes above the guard page
   std::size_t class_size = 0;  // the pool's size class (usable + guard)
   bool guarded = false;
-  bool warm = false;  // may hold committed pages
+  bool warm = false;                                                    // may hold committed pages
   char* bottom() const noexcept { return base + (class_size - size); }  // lowest usable byte
   char* top() const noexcept { return base + class_size; }
   explicit operator bool() const noexcept { return base != nullptr; }

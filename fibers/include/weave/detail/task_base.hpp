@@ -76,8 +76,8 @@ class TaskBase : public Runnable,
   bool exception_retrieved = false;
   std::uint32_t shield_depth = 0;  // > 0: cancellation is held back until the shield ends
   std::exception_ptr error;
-  std::string name;  // empty: shown as "task-<id>"
-  SourceLocation where;  // the last suspension point
+  std::string name;       // empty: shown as "task-<id>"
+  SourceLocation where;   // the last suspension point
   IntrusiveList waiters;  // fibers blocked in join()/get() on this task
   RunQueue done_callbacks;
 };
