@@ -142,7 +142,11 @@ void Loop::begin_turn(bool may_block) noexcept {
     poll(0);
     if (ready_count_ == 0) clock_->jump_to(timers_.top()->deadline);
   } else if (ready_count_ == 0 && !stopping_) {
-    if (may_block) poll(next_timeout_ms());
+    if (may_block) {
+      // About to sleep: a good moment to give surplus stack pages back.
+      if (stacks_.wants_trim()) stacks_.trim();
+      poll(next_timeout_ms());
+    }
   } else if (io_watchers_ > 0 && ++turns_since_poll_ >= kBusyPollInterval) {
     poll(0);
   }

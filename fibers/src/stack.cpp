@@ -99,7 +99,7 @@ StackSlot StackPool::acquire(std::size_t usable) {
   StackSlot s = sc.free.back();
   sc.free.pop_back();
   if (s.warm) --sc.warm;
-  s.warm = true;
+  s.warm = true;  // it will be touched now
   if (!s.guarded && g_guarded.load(std::memory_order_relaxed) < guard_budget()) {
     if (::mprotect(s.base, page, PROT_NONE) == 0) {
       s.guarded = true;
@@ -111,14 +111,42 @@ StackSlot StackPool::acquire(std::size_t usable) {
 
 void StackPool::release(StackSlot s) noexcept {
   SizeClass& sc = size_class(s.class_size);
-  if (sc.warm >= kWarmStacks) {
-    // Enough warm stacks are kept; give this one's pages back to the kernel.
-    ::madvise(s.bottom(), s.size, MADV_DONTNEED);
-    s.warm = false;
-  } else {
-    ++sc.warm;
+  if (++sc.warm > kWarmStacks) wants_trim_ = true;
+  sc.free.push_back(s);  // cannot throw: grow() reserved room for every slot of the class
+}
+
+void StackPool::trim() noexcept {
+  wants_trim_ = false;
+  for (auto& sc : classes_) {
+    if (sc.warm <= kWarmStacks) continue;
+    // The most recently freed stacks (the back of the list) stay warm; the warm ones before
+    // them are trimmed, in address order so that neighbours go back in one call.
+    const std::size_t keep_from = sc.free.size() - std::min(sc.free.size(), kWarmStacks);
+    std::vector<char*> starts;
+    for (std::size_t i = 0; i < keep_from; ++i) {
+      StackSlot& s = sc.free[i];
+      if (!s.warm) continue;
+      s.warm = false;
+      --sc.warm;
+      starts.push_back(s.base);
+    }
+    std::sort(starts.begin(), starts.end());
+    const std::size_t page = page_size();
+    for (std::size_t i = 0; i < starts.size();) {
+      // A run of adjacent slots: from the first usable byte of the first to the top of the last.
+      std::size_t j = i + 1;
+      while (j < starts.size() && starts[j] == starts[j - 1] + sc.class_size) ++j;
+      char* from = starts[i] + page;
+      char* to = starts[j - 1] + sc.class_size;
+      // Guard pages inside the run are PROT_NONE mappings; madvise skips nothing it cannot
+      // free, but it fails with ENOMEM on holes, so guarded slots are trimmed one by one.
+      if (::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED) != 0) {
+        for (std::size_t k = i; k < j; ++k)
+          ::madvise(starts[k] + page, sc.class_size - page, MADV_DONTNEED);
+      }
+      i = j;
+    }
   }
-  sc.free.push_back(s);
 }
 
 }  // namespace weave::detail

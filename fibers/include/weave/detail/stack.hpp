@@ -21,9 +21,10 @@ struct StackSlot {
 ///
 /// Memory: slabs are reserved with MAP_NORESERVE and pages are committed only when touched, so
 /// an idle fiber costs the pages its frames reached (usually one). Freed stacks keep their
-/// pages for reuse up to `kWarmStacks` per size class; beyond that a freed stack's pages are
-/// returned to the kernel (MADV_DONTNEED), so a burst of a million fibers does not pin a
-/// million stacks' memory after it ends.
+/// pages for reuse. When more than `kWarmStacks` freed stacks of a size class hold pages, the
+/// loop calls trim() before it next sleeps: the surplus is returned to the kernel
+/// (MADV_DONTNEED), neighbouring stacks in one call, so a burst of a million fibers does not pin
+/// a million stacks' memory after it ends, and does not pay a system call per fiber either.
 ///
 /// Mappings: a guard page splits its slab mapping in two, and Linux caps a process at
 /// vm.max_map_count mappings (65530 by default). Guard pages are therefore given to the first
@@ -41,6 +42,10 @@ class StackPool {
   /// A stack with at least `usable` bytes (rounded up to whole pages).
   StackSlot acquire(std::size_t usable);
   void release(StackSlot s) noexcept;
+  /// True if trim() has work to do.
+  bool wants_trim() const noexcept { return wants_trim_; }
+  /// Returns the pages of all but the `kWarmStacks` most recently freed stacks of each class.
+  void trim() noexcept;
 
   /// How many stacks alive at once in this process get a guard page.
   static std::size_t guard_budget() noexcept;
@@ -65,6 +70,7 @@ class StackPool {
   std::vector<Slab> slabs_;
   std::vector<SizeClass> classes_;
   SizeClass* last_ = nullptr;  // most spawns use one size: look it up once
+  bool wants_trim_ = false;
 };
 
 }  // namespace weave::detail
