@@ -221,7 +221,8 @@ class Loop {
   void check_slice(detail::TaskBase* self) noexcept;
   void complete(detail::TaskBase* t) noexcept;
   void recycle(detail::TaskBase* t) noexcept;
-  void release(detail::TaskBase* t) noexcept;
+  // Static: the last handle to a task may go after its loop did.
+  static void release(detail::TaskBase* t) noexcept;
   bool cancel_task(detail::TaskBase* t) noexcept;
 
   // The loop proper (loop.cpp).
@@ -284,7 +285,7 @@ struct LoopAccess {
     l.check_thread("spawn");
     l.start(t, std::move(o));
   }
-  static void release(TaskBase* t) noexcept { t->loop->release(t); }
+  static void release(TaskBase* t) noexcept { Loop::release(t); }
   static bool cancel(TaskBase* t) noexcept { return t->loop->cancel_task(t); }
   static void arm_timer(Loop& l, TimerNode* t, TimePoint when) { l.arm_timer(t, when); }
   static void disarm_timer(Loop& l, TimerNode* t) noexcept { l.disarm_timer(t); }
