@@ -56,7 +56,8 @@ void FutureStateBase::wait(const char* what, SourceLocation where) {
     LoopAccess::run_until(
         *loop_, [](void* p) { return static_cast<FutureStateBase*>(p)->notified_; }, this);
     if (!ready())
-      throw std::logic_error(std::string("weave: ") + what + ": the loop stopped first");
+      throw std::runtime_error(std::string("weave: ") + what +
+                               ": the loop stopped before it completed");
     return;
   }
   if (self->loop != loop_)

@@ -66,6 +66,11 @@ Runnable* Inbox::close() noexcept {
   return head == kClosed ? nullptr : reverse(head);
 }
 
+bool Inbox::has_items() const noexcept {
+  Runnable* head = head_.load(std::memory_order_acquire);
+  return head != nullptr && head != kClosed;
+}
+
 bool Inbox::closed() const noexcept { return head_.load(std::memory_order_acquire) == kClosed; }
 
 void Inbox::drain_wakeups() noexcept {

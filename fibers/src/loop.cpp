@@ -73,6 +73,7 @@ Loop::~Loop() {
   } catch (...) {
     // close() throws only when called on a running loop, which a destructor cannot be.
   }
+  inbox_->release();
   tl_loops.erase(std::remove(tl_loops.begin(), tl_loops.end(), this), tl_loops.end());
 }
 
@@ -116,6 +117,8 @@ void Loop::run_until(bool (*done)(void*), void* arg) {
       detail::set_running_loop(nullptr);
     }
   } reset{this};
+  // Posts made before the run count as ready work (asyncio puts them on the ready queue).
+  drain_inbox();
   while (!done(arg) && !stopping_) run_turn();
 }
 
@@ -123,7 +126,8 @@ void Loop::run() {
   run_until(
       [](void* p) {
         auto* l = static_cast<Loop*>(p);
-        return l->live_fibers_ == 0 && l->ready_count_ == 0 && l->timers_.empty();
+        return l->live_fibers_ == 0 && l->ready_count_ == 0 && l->timers_.empty() &&
+               !l->inbox_->has_items();
       },
       this);
 }
@@ -187,10 +191,10 @@ void Loop::dispatch(detail::Runnable* r) {
 
 int Loop::next_timeout_ms() {
   if (timers_.empty()) return -1;
-  // A manual clock without autojump only moves when told: sleeping on it makes no sense.
-  if (clock_ != &steady_ && !clock_->autojump()) return -1;
   auto wait = timers_.top()->deadline - clock_->now();
   if (wait <= Duration::zero()) return 0;
+  // A manual clock without autojump only moves when told: sleeping on it makes no sense.
+  if (clock_ != &steady_ && !clock_->autojump()) return -1;
   // Round up: waking a little late fires the timer; waking early would spin a turn for nothing.
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
   return static_cast<int>(std::min<decltype(ms)>(ms, 24 * 3600 * 1000));
@@ -289,8 +293,7 @@ void Loop::close() {
     r->invoke(r, false);
     r = next;
   }
-  inbox_->release();
-  inbox_ = nullptr;
+  // The inbox itself stays until the destructor: a post after close() must find it closed.
   ::close(epoll_fd_);
   epoll_fd_ = -1;
 }

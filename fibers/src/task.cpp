@@ -115,7 +115,8 @@ void LoopAccess::wait_done(TaskBase* t, const char* what, SourceLocation where) 
                              "loop's own context; wait from a fiber or add a done callback");
     l.run_until([](void* p) { return static_cast<TaskBase*>(p)->done(); }, t);
     if (!t->done())
-      throw std::logic_error(std::string("weave: ") + what + ": the loop stopped first");
+      throw std::runtime_error(std::string("weave: ") + what +
+                               ": the loop stopped before it completed");
     return;
   }
   if (self == t)

@@ -89,12 +89,17 @@ class Loop {
   void run();
   /// Runs until stop() is called.
   void run_forever();
-  /// Runs until `task` is done and returns its result (or rethrows its exception).
+  /// Runs until `task` is done and returns its result (a reference into the task), or rethrows
+  /// its exception. Throws std::runtime_error if stop() ended the run first.
   template <class T>
   decltype(auto) run_until_complete(Task<T>& task);
+  /// The same for a temporary task; the result is moved out.
   template <class T>
-  decltype(auto) run_until_complete(Task<T>&& task) {
-    return run_until_complete(task);
+  T run_until_complete(Task<T>&& task) {
+    if constexpr (std::is_void_v<T>)
+      run_until_complete(task);
+    else
+      return std::move(run_until_complete(task));
   }
   /// Makes run()/run_forever()/run_until_complete() return after the current turn.
   void stop() noexcept;

@@ -4,6 +4,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -187,6 +188,7 @@ requires(!std::is_same_v<std::decay_t<F>, SpawnOptions>) auto Loop::spawn(F&& fn
 template <class T>
 decltype(auto) Loop::run_until_complete(Task<T>& task) {
   run_until([](void* t) { return static_cast<detail::TaskBase*>(t)->done(); }, task.state());
+  if (!task.done()) throw std::runtime_error("weave: the loop stopped before the task completed");
   return task.get();
 }
 

@@ -26,6 +26,8 @@ class Inbox {
   /// Refuses further posts and returns what was still queued, in posting order. Owner thread.
   Runnable* close() noexcept;
   bool closed() const noexcept;
+  /// True if posts are waiting. Any thread.
+  bool has_items() const noexcept;
   /// Clears the eventfd after a wake-up. Owner thread.
   void drain_wakeups() noexcept;
   int event_fd() const noexcept { return event_fd_; }
