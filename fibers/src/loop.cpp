@@ -144,7 +144,10 @@ void Loop::begin_turn(bool may_block) noexcept {
     // Virtual time: take what I/O and posts have to offer without waiting; if that leaves
     // nothing to run, jump the clock to the next timer instead of sleeping.
     poll(0);
-    if (ready_count_ == 0) clock_->jump_to(timers_.top()->deadline);
+    if (ready_count_ == 0) {
+      if (stacks_.wants_trim()) stacks_.trim();  // idle in virtual time is idle too
+      clock_->jump_to(timers_.top()->deadline);
+    }
   } else if (ready_count_ == 0 && !stopping_) {
     if (may_block) {
       // About to sleep: a good moment to give surplus stack pages back.

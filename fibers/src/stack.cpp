@@ -36,7 +36,12 @@ std::size_t StackPool::page_size() noexcept {
 std::size_t StackPool::guard_budget() noexcept {
   // Each guarded stack costs two mappings; a quarter of the limit leaves the other half of it
   // for the program's own mappings (heap arenas, libraries, files).
+#if WEAVE_TSAN
+  // TSan maps about two regions of its own per fiber: leave it most of the limit.
+  static const std::size_t budget = read_max_map_count() / 16;
+#else
   static const std::size_t budget = read_max_map_count() / 4;
+#endif
   return budget;
 }
 

@@ -13,6 +13,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <boost/context/detail/fcontext.hpp>
 #include <cassert>
 #include <stdexcept>
@@ -103,6 +104,13 @@ void detail::LoopAccess::fiber_entry(void* from_fctx, void* data) {
   loop->land(from_fctx, data);
   TaskBase* self = loop->current_;
   self->run_body();
+  // cancel() accepted while the fiber ran and no suspension point came to deliver it: the task
+  // still ends cancelled, as the caller of cancel() was told (asyncio does the same). An
+  // exception outranks it.
+  if (self->cancel_requested && self->outcome == detail::Outcome::Value) {
+    self->cancel_requested = false;
+    self->outcome = detail::Outcome::Cancelled;
+  }
   loop->complete(self);
   --loop->live_fibers_;
   self->finished = true;
@@ -132,19 +140,33 @@ void Loop::jump(SwitchContext* from, SwitchContext* to) {
   land(t.fctx, t.data);
 }
 
-bool Loop::prepare(TaskBase* t) {
+void Loop::finish_unstarted(TaskBase* t, detail::Outcome outcome,
+                            std::exception_ptr error) noexcept {
+  t->cancel_requested = false;
+  t->outcome = outcome;
+  t->error = std::move(error);
+  t->state = TaskState::Finished;
+  t->discard_body();  // the captures go now, as they would have when the function returned
+  --live_fibers_;
+  complete(t);
+  release(t);  // the reference the fiber would have held
+}
+
+bool Loop::prepare(TaskBase* t) noexcept {
   if (t->state != TaskState::Created) return true;
   if (t->cancel_requested) {
     // Cancelled before it first ran: the function never runs (asyncio does the same).
-    t->cancel_requested = false;
-    t->outcome = detail::Outcome::Cancelled;
-    t->state = TaskState::Finished;
-    --live_fibers_;
-    complete(t);
-    release(t);
+    finish_unstarted(t, detail::Outcome::Cancelled, nullptr);
     return false;
   }
-  t->stack = stacks_.acquire(t->stack_request);
+  try {
+    t->stack = stacks_.acquire(t->stack_request);
+  } catch (...) {
+    // No stack to be had (mappings or memory exhausted): the task ends with that error, which
+    // its waiters receive; nothing is left half-started.
+    finish_unstarted(t, detail::Outcome::Error, std::current_exception());
+    return false;
+  }
   t->stack_bottom = t->stack.bottom();
   t->stack_size = t->stack.size;
   t->fctx = fctx::make_fcontext(t->stack.top(), t->stack.size, &fiber_trampoline);
@@ -160,18 +182,7 @@ SwitchContext* Loop::take_next_fiber() noexcept {
       auto* t = static_cast<TaskBase*>(ready_.pop_front());
       --ready_count_;
       --turn_budget_;
-      bool runnable = true;
-      try {
-        if (t->state == TaskState::Created) runnable = prepare(t);
-      } catch (...) {
-        // No stack could be had: leave the task ready and let the loop's own context report it.
-        ready_.push_front(t);
-        ++ready_count_;
-        ++turn_budget_;
-        current_ = nullptr;
-        return &main_ctx_;
-      }
-      if (runnable) {
+      if (t->state != TaskState::Created || prepare(t)) {
         t->state = TaskState::Running;
         current_ = t;
         return t;
@@ -207,11 +218,11 @@ bool Loop::park(TaskBase* self, SourceLocation where) {
   self->where = where;
   self->state = TaskState::Suspended;
   switch_out(self);
-  if (self->woken_by_cancel) {
-    self->woken_by_cancel = false;
-    return false;
-  }
-  return true;
+  self->woken_by_cancel = false;
+  // A cancellation that arrived while the fiber was suspended, or after it was woken but before
+  // it ran again, is delivered here, at this suspension point (asyncio's rule). Whatever the
+  // fiber was woken for stays where it was (a future keeps its value), so nothing is lost.
+  return !(self->cancel_requested && self->shield_depth == 0);
 }
 
 namespace {
@@ -283,8 +294,12 @@ void Loop::complete(TaskBase* t) noexcept {
 
 void Loop::recycle(TaskBase* t) noexcept {
 #if WEAVE_ASAN
-  // The dead fiber's frames may still be poisoned; the next fiber on this stack must not trip.
-  ASAN_UNPOISON_MEMORY_REGION(t->stack.bottom(), t->stack.size);
+  // The frames that were live at the fiber's last jump may still be poisoned; the next fiber on
+  // this stack must not trip over them. They lie above the fiber's last stack pointer (its saved
+  // context); frames below it returned or were unwound, which unpoisons them. Clearing only that
+  // part keeps ASan from committing shadow memory for the whole stack of every fiber.
+  char* low = std::max(t->stack.bottom(), static_cast<char*>(t->fctx) - 4096);
+  ASAN_UNPOISON_MEMORY_REGION(low, static_cast<std::size_t>(t->stack.top() - low));
 #endif
 #if WEAVE_TSAN
   __tsan_destroy_fiber(t->tsan_fiber);

@@ -219,7 +219,9 @@ class Loop {
   void yield_now(detail::TaskBase* self, SourceLocation where);
   void switch_out(detail::TaskBase* self);
   void run_fiber(detail::TaskBase* t);
-  bool prepare(detail::TaskBase* t);
+  bool prepare(detail::TaskBase* t) noexcept;
+  void finish_unstarted(detail::TaskBase* t, detail::Outcome outcome,
+                        std::exception_ptr error) noexcept;
   detail::SwitchContext* take_next_fiber() noexcept;
   void jump(detail::SwitchContext* from, detail::SwitchContext* to);
   void land(void* from_fctx, void* transfer_data) noexcept;

@@ -124,6 +124,7 @@ struct TaskImpl final : TaskResult<T> {
     // handle goes.
     fn.reset();
   }
+  void discard_body() noexcept override { fn.reset(); }
   std::optional<Fn> fn;
 };
 
@@ -176,7 +177,12 @@ auto Loop::spawn(SpawnOptions options, F&& fn, Args&&... args) {
   };
   auto* t = new detail::TaskImpl<R, decltype(bound)>(std::move(bound));
   Task<R> handle(t);  // refs: 1 for the fiber until it finishes, 1 for the handle
-  detail::LoopAccess::start(*this, t, std::move(options));
+  try {
+    detail::LoopAccess::start(*this, t, std::move(options));
+  } catch (...) {
+    --t->refs;  // the fiber will never run: its reference goes, the handle's frees the task
+    throw;
+  }
   return handle;
 }
 

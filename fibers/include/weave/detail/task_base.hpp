@@ -61,6 +61,8 @@ class TaskBase : public Runnable,
 
   /// Runs the task's function on its fiber and stores the outcome. Called once.
   virtual void run_body() noexcept = 0;
+  /// Destroys the function unrun (the task ended before it started).
+  virtual void discard_body() noexcept = 0;
 
   bool done() const noexcept { return outcome != Outcome::Pending; }
 
