@@ -28,6 +28,11 @@
 #else
 #define WEAVE_TEST_TSAN 0
 #endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define WEAVE_TEST_ASAN 1
+#else
+#define WEAVE_TEST_ASAN 0
+#endif
 
 namespace {
 
@@ -41,6 +46,11 @@ using weave::detail::StackPool;
 // even used up. So under TSan these tests run with fewer fibers.
 constexpr int kManyFibers = 12'000;
 constexpr int kBurstFibers = 12'000;
+#elif WEAVE_TEST_ASAN
+// ASan reserves shadow memory per region a fiber touches, in mappings of its own: with 200,000
+// fibers (and fake stacks under detect_stack_use_after_return) it exhausts vm.max_map_count.
+constexpr int kManyFibers = 20'000;
+constexpr int kBurstFibers = 30'000;  // ASan frames are larger: warm stacks keep two pages
 #else
 constexpr int kManyFibers = 200'000;
 constexpr int kBurstFibers = 50'000;
@@ -133,8 +143,13 @@ TEST(Stack, FiberCanUseMostOfItsDefaultStack) {
   EXPECT_GE(low, b.bottom);
   EXPECT_LT(high, b.top);
   EXPECT_GE(b.top - low, static_cast<std::ptrdiff_t>(200 * KiB));
-  // What the runtime itself needs under the fiber's function is small.
-  EXPECT_LT(b.top - entry, static_cast<std::ptrdiff_t>(16 * KiB));
+  // What the runtime itself needs under the fiber's function is small. (ASan's
+  // detect_stack_use_after_return moves small locals to its heap "fake stack": then `entry` is
+  // not on the fiber's stack and says nothing about it.)
+  if (entry >= b.bottom && entry < b.top)
+    EXPECT_LT(b.top - entry, static_cast<std::ptrdiff_t>(16 * KiB));
+  else
+    EXPECT_TRUE(WEAVE_TEST_ASAN) << "a local of the fiber's function is not on its stack";
 }
 
 TEST(Stack, SpawnOptionsStackSizeGivesALargerStack) {
