@@ -222,7 +222,7 @@ bool Loop::park(TaskBase* self, SourceLocation where) {
   // A cancellation that arrived while the fiber was suspended, or after it was woken but before
   // it ran again, is delivered here, at this suspension point (asyncio's rule). Whatever the
   // fiber was woken for stays where it was (a future keeps its value), so nothing is lost.
-  return !(self->cancel_requested && self->shield_depth == 0);
+  return !detail::LoopAccess::cancel_pending(self);
 }
 
 namespace {

@@ -98,9 +98,53 @@ TaskBase* LoopAccess::require_fiber(const char* what) {
   return t;
 }
 
+namespace {
+// The cancellation a checkpoint of `t` sees: the task's own cancel() ranks above every scope
+// (it comes from outside them all); among scopes the outermost triggered one wins, as in
+// Trio. A shielding scope hides everything outside it. Sets `scope` to the winning scope, or
+// to nullptr for the task's own cancel().
+bool find_cancel(const TaskBase* t, const ScopeNode*& scope) noexcept {
+  scope = nullptr;
+  bool found = false;
+  for (const ScopeNode* s = t->scopes; s; s = s->parent) {
+    if (s->cancel_called) {
+      scope = s;
+      found = true;
+    }
+    if (s->shield) return found;
+  }
+  if (t->cancel_requested) {
+    scope = nullptr;
+    return true;
+  }
+  return found;
+}
+}  // namespace
+
+bool LoopAccess::cancel_pending_slow(const TaskBase* self) noexcept {
+  const ScopeNode* scope;
+  return find_cancel(self, scope);
+}
+
 void LoopAccess::throw_cancelled(TaskBase* self) {
+  const ScopeNode* scope = nullptr;
+  if (find_cancel(self, scope) && scope) throw Cancelled(static_cast<const void*>(scope));
   self->cancel_requested = false;
   throw Cancelled{};
+}
+
+void LoopAccess::trigger_scope(ScopeNode* s) noexcept {
+  if (s->cancel_called) return;
+  s->cancel_called = true;
+  TaskBase* t = s->task;
+  ++t->triggered_scopes;
+  if (t->state != TaskState::Suspended)
+    return;  // a running or ready fiber sees it at its
+             // next checkpoint
+  for (const ScopeNode* n = t->scopes; n != s; n = n->parent)
+    if (n->shield) return;  // an inner shield hides it until the fiber leaves that shield
+  t->woken_by_cancel = true;
+  t->loop->wake(t);
 }
 
 void LoopAccess::wait_done(TaskBase* t, const char* what, SourceLocation where) {

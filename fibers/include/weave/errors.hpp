@@ -12,7 +12,15 @@ namespace weave {
 /// not swallow a cancellation. Catch it only to clean up, then rethrow.
 class Cancelled {
  public:
+  Cancelled() noexcept = default;
+  /// A cancellation caused by the cancel scope `scope` (its deadline or its cancel()).
+  explicit Cancelled(const void* scope) noexcept : scope_(scope) {}
   const char* what() const noexcept { return "weave::Cancelled: the task was cancelled"; }
+  /// The cancel scope that caused it, or nullptr for Task::cancel().
+  const void* scope() const noexcept { return scope_; }
+
+ private:
+  const void* scope_ = nullptr;
 };
 
 /// Thrown when a deadline expires (a timeout scope or a timed wait).

@@ -303,11 +303,22 @@ struct LoopAccess {
   static TaskBase* current_task_of(const Loop& l) noexcept { return l.current_; }
   /// The running task; throws std::logic_error naming `what` when called outside a fiber.
   static TaskBase* require_fiber(const char* what);
-  /// Throws Cancelled if a cancellation is pending for `self` and no shield holds it back.
+  /// Throws Cancelled if a cancellation is visible to `self`: a cancel() not held back by a
+  /// shield, or a triggered cancel scope it is inside (and not shielded from).
   static void checkpoint(TaskBase* self) {
-    if (self->cancel_requested && self->shield_depth == 0) throw_cancelled(self);
+    if (self->cancel_requested || self->triggered_scopes) [[unlikely]]
+      if (cancel_pending_slow(self)) throw_cancelled(self);
   }
+  static bool cancel_pending(const TaskBase* self) noexcept {
+    return (self->cancel_requested || self->triggered_scopes) && cancel_pending_slow(self);
+  }
+  static bool cancel_pending_slow(const TaskBase* self) noexcept;
+  /// Throws the visible cancellation: the task's own (delivered once: the request is cleared)
+  /// or, if none, the outermost triggered scope's (level-triggered: it stays until that scope
+  /// is left).
   [[noreturn]] static void throw_cancelled(TaskBase* self);
+  /// Marks a scope cancelled and wakes its fiber if the cancellation is visible to it.
+  static void trigger_scope(ScopeNode* s) noexcept;
   /// Suspends `self` until woken. Returns false if cancel() woke it: the caller then leaves
   /// whatever wait queue it joined and calls throw_cancelled().
   static bool park(TaskBase* self, SourceLocation where) { return self->loop->park(self, where); }

@@ -1,6 +1,7 @@
 #pragma once
 // Everything weave offers.
 
+#include "weave/cancel_scope.hpp"
 #include "weave/clock.hpp"
 #include "weave/errors.hpp"
 #include "weave/future.hpp"

@@ -37,6 +37,16 @@ struct SwitchContext {
 
 struct WaitTag;
 struct AllTasksTag;
+class TaskBase;
+
+/// What a task knows of a cancel scope it is inside (weave::CancelScope derives from it).
+/// Scopes form a stack through `parent`, innermost first; each lives in a frame of the fiber.
+struct ScopeNode : TimerNode {
+  ScopeNode* parent = nullptr;
+  TaskBase* task = nullptr;
+  bool shield = false;         // hides cancellations from outside the scope
+  bool cancel_called = false;  // the deadline passed or cancel() was called; stays set
+};
 
 enum class TaskState : std::uint8_t { Created, Ready, Running, Suspended, Finished };
 enum class Outcome : std::uint8_t { Pending, Value, Error, Cancelled };
@@ -76,7 +86,9 @@ class TaskBase : public Runnable,
   bool cancel_requested = false;  // cancel() called and not yet delivered as Cancelled
   bool woken_by_cancel = false;   // the last wake-up came from cancel(), not from the waitee
   bool exception_retrieved = false;
-  std::uint32_t shield_depth = 0;  // > 0: cancellation is held back until the shield ends
+  std::uint32_t shield_depth = 0;      // shielding scopes on `scopes`: hide cancel()
+  std::uint32_t triggered_scopes = 0;  // scopes on `scopes` whose cancel_called is set
+  ScopeNode* scopes = nullptr;         // the innermost cancel scope the fiber is in
   std::exception_ptr error;
   std::string name;       // empty: shown as "task-<id>"
   SourceLocation where;   // the last suspension point
