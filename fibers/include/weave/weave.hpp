@@ -10,3 +10,4 @@
 #include "weave/run.hpp"
 #include "weave/task.hpp"
 #include "weave/this_fiber.hpp"
+#include "weave/executor.hpp"
