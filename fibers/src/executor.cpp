@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 
 namespace weave {
 
@@ -21,19 +22,33 @@ ThreadPool::ThreadPool(std::size_t threads) {
 }
 
 ThreadPool::~ThreadPool() {
+  shutdown();
   for (auto& t : threads_) t.request_stop();
   ready_.notify_all();
   threads_.clear();  // joins
-  // Jobs that never started are destroyed here, on the destroying thread.
-  jobs_.clear();
+}
+
+void ThreadPool::shutdown() {
+  std::deque<detail::InlineFunction> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    shut_down_ = true;
+    dropped.swap(jobs_);
+  }
+  // Destroyed outside the lock: a dropped job's destructor may do anything (break a promise).
+  dropped.clear();
 }
 
 void ThreadPool::submit(detail::InlineFunction job) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back(std::move(job));
+    if (!shut_down_) {
+      jobs_.push_back(std::move(job));
+      ready_.notify_one();
+      return;
+    }
   }
-  ready_.notify_one();
+  throw std::runtime_error("weave: submit to a thread pool that was shut down");
 }
 
 void ThreadPool::work(std::stop_token stop) {
@@ -41,8 +56,10 @@ void ThreadPool::work(std::stop_token stop) {
     detail::InlineFunction job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // condition_variable_any's stop-aware wait: a stop request wakes the thread.
-      if (!ready_.wait(lock, stop, [this] { return !jobs_.empty(); })) return;
+      // condition_variable_any's stop-aware wait: a stop request wakes the thread. Once stop is
+      // requested no new job starts, even if some are queued: the destructor drops those.
+      ready_.wait(lock, stop, [this] { return !jobs_.empty(); });
+      if (stop.stop_requested() || jobs_.empty()) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }

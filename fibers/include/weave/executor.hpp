@@ -40,7 +40,11 @@ class ThreadPool {
 
   /// Queues a job. A job that will never run (the pool is shutting down) is destroyed unrun,
   /// which releases what it holds (a Promise it owns breaks, so its waiter is told).
+  /// Throws std::runtime_error after shutdown().
   void submit(detail::InlineFunction job);
+  /// Stops taking jobs and drops the queued ones (Python's shutdown(wait=False,
+  /// cancel_futures=True)); running jobs go on, and the destructor waits for them.
+  void shutdown();
   std::size_t size() const noexcept { return threads_.size(); }
   /// std::thread::hardware_concurrency(), at least 1.
   static std::size_t default_size() noexcept;
@@ -51,6 +55,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable_any ready_;
   std::deque<detail::InlineFunction> jobs_;
+  bool shut_down_ = false;
   std::vector<std::jthread> threads_;
 };
 
