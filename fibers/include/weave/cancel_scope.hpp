@@ -65,8 +65,8 @@ decltype(auto) call_in_scope(F& fn, CancelScope& scope) {
 }
 template <class F>
 using scope_result_t =
-    std::conditional_t<std::is_invocable_v<F&, CancelScope&>, std::invoke_result<F&, CancelScope&>,
-                       std::invoke_result<F&>>::type;
+    typename std::conditional_t<std::is_invocable_v<F&, CancelScope&>,
+                                std::invoke_result<F&, CancelScope&>, std::invoke_result<F&>>::type;
 }  // namespace detail
 
 /// Runs `fn` (or `fn(scope)`) and cancels it at loop time `deadline`; the cancellation turns

@@ -118,9 +118,10 @@ template <class F, class... Args>
 auto run_in_executor(ThreadPool& pool, F&& fn, Args&&... args) {
   using D = std::decay_t<F>;
   constexpr bool kTakesToken = std::is_invocable_v<D&, std::stop_token, std::decay_t<Args>&...>;
-  using R = std::conditional_t<kTakesToken,
-                               std::invoke_result<D&, std::stop_token, std::decay_t<Args>&...>,
-                               std::invoke_result<D&, std::decay_t<Args>&...>>::type;
+  using R =
+      typename std::conditional_t<kTakesToken,
+                                  std::invoke_result<D&, std::stop_token, std::decay_t<Args>&...>,
+                                  std::invoke_result<D&, std::decay_t<Args>&...>>::type;
   detail::TaskBase* self = detail::LoopAccess::require_fiber("weave::run_in_executor");
   detail::LoopAccess::checkpoint(self);
   Promise<R> promise(*self->loop);

@@ -30,7 +30,7 @@ class AnyTask;
 /// How to start a fiber: its name (for dumps and warnings), its stack size, and whether it
 /// starts eagerly (runs at once, before the spawning fiber continues).
 struct SpawnOptions {
-  std::string name;
+  std::string name{};
   std::size_t stack_size = 0;  // 0: the loop's default
   bool eager = false;
 };
@@ -65,7 +65,7 @@ class Loop {
     /// Usable stack bytes for fibers spawned without an explicit size.
     std::size_t stack_size = 256 * 1024;
     /// Debug mode; unset: on if the environment variable WEAVE_DEBUG is set to 1.
-    std::optional<bool> debug;
+    std::optional<bool> debug = std::nullopt;
     /// In debug mode, callbacks and fiber slices that hold the loop longer are reported.
     Duration slow_callback_duration = std::chrono::milliseconds(100);
   };

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The tour of weave that `make demo` runs: each stop is one example program, run for real
+# (real time, real terminal), introduced by a one-line title. Everything runs on this machine;
+# no stop reaches outside it.
+#
+# Usage: docs/examples/tour.sh [BUILD_DIR]   (default: build)
+#
+# To add a stop, add one `stop` line below, in the order a newcomer should see them.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${1:-build}"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+examples="$build/docs/examples"
+
+if [[ -t 1 ]]; then bold=$'\e[1m' plain=$'\e[0m'; else bold='' plain=''; fi
+stops=0
+
+# stop TITLE PROGRAM [ARGS...]: runs one example of $examples after printing its title.
+stop() {
+  local title="$1" program="$2"
+  shift 2
+  if [[ ! -x "$examples/$program" ]]; then
+    echo "tour.sh: $examples/$program is not built; run 'make build' first" >&2
+    exit 1
+  fi
+  stops=$((stops + 1))
+  printf '\n%s== %d. %s%s\n' "$bold" "$stops" "$title" "$plain"
+  "$examples/$program" "$@"
+}
+
+stop "hello: two fibers sleep 1 s each, at the same time, so the run takes 1 s, not 2" hello
+stop "spinner: a spinner animates while a slow function works, with a thread, then a fiber" spinner
+
+printf '\n%sThe tour is over: %d stops. Their sources are in docs/examples/.%s\n' \
+  "$bold" "$stops" "$plain"
