@@ -28,6 +28,8 @@ const char* state_name(detail::TaskState s) {
       return "suspended";
     case detail::TaskState::Finished:
       return "finished";
+    case detail::TaskState::Abandoned:
+      return "abandoned";
   }
   return "?";
 }

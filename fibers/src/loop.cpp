@@ -270,7 +270,13 @@ void Loop::close() {
               {"task " + detail::display_name(t) +
                    " did not finish after being cancelled while the loop closed; abandoning it",
                nullptr, detail::display_name(t)});
+          // Leaked with its stack: wait nodes on that stack may still sit in primitives that
+          // outlive the loop, and waking it must stay a harmless no-op.
+          t->state = detail::TaskState::Abandoned;
+          tasks_.erase(n);
         });
+        stacks_.keep_mapped();
+        live_fibers_ = 0;
         break;
       }
       run_turn();

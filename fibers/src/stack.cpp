@@ -56,6 +56,7 @@ StackPool::~StackPool() {
   // Stacks of abandoned fibers are not in the free lists; their guards are not counted back,
   // which only makes the budget more careful.
   g_guarded.fetch_sub(guarded, std::memory_order_relaxed);
+  if (keep_mapped_) return;  // leaked on purpose: see keep_mapped()
   for (auto& slab : slabs_) ::munmap(slab.base, slab.bytes);
 }
 

@@ -30,8 +30,6 @@ namespace fctx = boost::context::detail;
 
 namespace detail {
 namespace {
-// The running loop of this thread (set by Loop::run_until), read by the signal handler too.
-thread_local Loop* tl_running_loop = nullptr;
 // The C++ runtime's per-thread exception state (libstdc++'s and libc++abi's layout).
 struct EhGlobals {
   void* caught;
@@ -40,8 +38,8 @@ struct EhGlobals {
 }  // namespace
 }  // namespace detail
 
-Loop* detail::running_loop() noexcept { return detail::tl_running_loop; }
-void detail::set_running_loop(Loop* l) noexcept { detail::tl_running_loop = l; }
+Loop* detail::running_loop() noexcept { return running_loop_slot(); }
+void detail::set_running_loop(Loop* l) noexcept { running_loop_slot() = l; }
 
 using detail::SwitchContext;
 using detail::TaskBase;
@@ -100,7 +98,7 @@ void fiber_trampoline(fctx::transfer_t t) { detail::LoopAccess::fiber_entry(t.fc
 }  // namespace
 
 void detail::LoopAccess::fiber_entry(void* from_fctx, void* data) {
-  Loop* loop = tl_running_loop;
+  Loop* loop = detail::running_loop_slot();
   loop->land(from_fctx, data);
   TaskBase* self = loop->current_;
   self->run_body();
@@ -225,16 +223,6 @@ bool Loop::park(TaskBase* self, SourceLocation where) {
   return !detail::LoopAccess::cancel_pending(self);
 }
 
-namespace {
-// The fast path of every suspending call: the running task, found without building anything.
-inline TaskBase* running_task(const char* what) {
-  Loop* l = detail::tl_running_loop;
-  TaskBase* t = l ? detail::LoopAccess::current_task_of(*l) : nullptr;
-  if (__builtin_expect(t == nullptr, 0)) return detail::LoopAccess::require_fiber(what);
-  return t;
-}
-}  // namespace
-
 void Loop::yield_now(TaskBase* self, SourceLocation where) {
   detail::LoopAccess::checkpoint(self);
   self->where = where;
@@ -317,12 +305,12 @@ namespace this_fiber {
 bool in_fiber() noexcept { return detail::LoopAccess::current_task() != nullptr; }
 
 void yield(SourceLocation where) {
-  TaskBase* self = running_task("weave::this_fiber::yield");
+  TaskBase* self = detail::LoopAccess::require_fiber("weave::this_fiber::yield");
   detail::LoopAccess::yield_now(self, where);
 }
 
 void sleep_until(TimePoint deadline, SourceLocation where) {
-  TaskBase* self = running_task("weave::this_fiber::sleep_until");
+  TaskBase* self = detail::LoopAccess::require_fiber("weave::this_fiber::sleep_until");
   Loop& loop = *self->loop;
   if (deadline <= loop.time()) {
     detail::LoopAccess::yield_now(self, where);
@@ -345,7 +333,7 @@ void sleep_for(Duration d, SourceLocation where) {
     yield(where);
     return;
   }
-  TaskBase* self = running_task("weave::this_fiber::sleep_for");
+  TaskBase* self = detail::LoopAccess::require_fiber("weave::this_fiber::sleep_for");
   sleep_until(self->loop->time() + d, where);
 }
 

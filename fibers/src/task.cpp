@@ -84,18 +84,10 @@ void Loop::release(TaskBase* t) noexcept {
 
 namespace detail {
 
-TaskBase* LoopAccess::current_task() noexcept {
-  Loop* l = running_loop();
-  return l ? l->current_ : nullptr;
-}
-
-TaskBase* LoopAccess::require_fiber(const char* what) {
-  TaskBase* t = current_task();
-  if (!t)
-    throw std::logic_error(std::string("weave: ") + what +
-                           " suspends the calling fiber and was called outside any fiber; spawn "
-                           "a fiber (weave::spawn) or start with weave::run()");
-  return t;
+void LoopAccess::not_in_fiber(const char* what) {
+  throw std::logic_error(std::string("weave: ") + what +
+                         " suspends the calling fiber and was called outside any fiber; spawn "
+                         "a fiber (weave::spawn) or start with weave::run()");
 }
 
 namespace {

@@ -44,7 +44,13 @@ struct ErrorContext {
 
 namespace detail {
 struct LoopAccess;
+// The loop running on this thread, if any. A function-local thread_local, defined inline, so
+// that every suspending call finds its fiber without a call into the library.
+inline Loop*& running_loop_slot() noexcept {
+  static thread_local Loop* running = nullptr;
+  return running;
 }
+}  // namespace detail
 
 /// A single-threaded event loop (asyncio's event loop).
 ///
@@ -287,7 +293,11 @@ struct LoopAccess {
   static void schedule(Loop& l, Runnable* r) noexcept { l.schedule(r); }
   static void post(Loop& l, Runnable* r) { l.post(r); }
   static Inbox* inbox(Loop& l) noexcept { return l.inbox_; }
-  static void wake(Loop& l, TaskBase* t) noexcept { l.wake(t); }
+  /// Wakes a suspended task (a no-op for any other state, an abandoned task included, whose
+  /// loop may be gone: `l` is then not touched).
+  static void wake(Loop& l, TaskBase* t) noexcept {
+    if (t->state == TaskState::Suspended) l.wake(t);
+  }
   static void start(Loop& l, TaskBase* t, SpawnOptions&& o) {
     l.check_thread("spawn");
     l.start(t, std::move(o));
@@ -299,10 +309,21 @@ struct LoopAccess {
   static void run_until(Loop& l, bool (*done)(void*), void* arg) { l.run_until(done, arg); }
 
   /// The task running on this thread's current loop, or nullptr when not inside a fiber.
-  static TaskBase* current_task() noexcept;
+  static TaskBase* current_task() noexcept {
+    Loop* l = running_loop_slot();
+    return l ? l->current_ : nullptr;
+  }
   static TaskBase* current_task_of(const Loop& l) noexcept { return l.current_; }
   /// The running task; throws std::logic_error naming `what` when called outside a fiber.
-  static TaskBase* require_fiber(const char* what);
+  static TaskBase* require_fiber(const char* what) {
+    TaskBase* t = current_task();
+    if (t == nullptr) [[unlikely]]
+      not_in_fiber(what);
+    return t;
+  }
+  [[noreturn]] static void not_in_fiber(const char* what);
+  /// Checks, in debug builds, that `l` is used from its own thread.
+  static void check_thread(const Loop& l, const char* what) { l.check_thread(what); }
   /// Throws Cancelled if a cancellation is visible to `self`: a cancel() not held back by a
   /// shield, or a triggered cancel scope it is inside (and not shielded from).
   static void checkpoint(TaskBase* self) {

@@ -15,7 +15,7 @@
 
 namespace weave {
 
-enum class TaskStatus { created, ready, running, suspended, finished };
+enum class TaskStatus { created, ready, running, suspended, finished, abandoned };
 
 /// A type-erased handle to a task: what current_task() and all_tasks() return, and the base of
 /// Task<T>. Copies refer to the same task. Dropping every handle does not cancel the task.

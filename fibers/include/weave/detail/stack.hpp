@@ -42,6 +42,8 @@ class StackPool {
   /// A stack with at least `usable` bytes (rounded up to whole pages).
   StackSlot acquire(std::size_t usable);
   void release(StackSlot s) noexcept;
+  /// Leaves every slab mapped when the pool goes (stacks of abandoned fibers must stay).
+  void keep_mapped() noexcept { keep_mapped_ = true; }
   /// True if trim() has work to do.
   bool wants_trim() const noexcept { return wants_trim_; }
   /// Returns the pages of all but the `kWarmStacks` most recently freed stacks of each class.
@@ -71,6 +73,7 @@ class StackPool {
   std::vector<SizeClass> classes_;
   SizeClass* last_ = nullptr;  // most spawns use one size: look it up once
   bool wants_trim_ = false;
+  bool keep_mapped_ = false;
 };
 
 }  // namespace weave::detail

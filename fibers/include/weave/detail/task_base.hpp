@@ -48,7 +48,8 @@ struct ScopeNode : TimerNode {
   bool cancel_called = false;  // the deadline passed or cancel() was called; stays set
 };
 
-enum class TaskState : std::uint8_t { Created, Ready, Running, Suspended, Finished };
+// Abandoned: left suspended for ever by Loop::close() (it ignored its cancellation).
+enum class TaskState : std::uint8_t { Created, Ready, Running, Suspended, Finished, Abandoned };
 enum class Outcome : std::uint8_t { Pending, Value, Error, Cancelled };
 
 // The bases let the switch code, the timer heap and the wait queues get back to the task from
