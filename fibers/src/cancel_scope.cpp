@@ -7,8 +7,11 @@
 namespace weave {
 
 namespace detail {
-TimePoint current_loop_time() {
-  return LoopAccess::require_fiber("weave::fail_after / move_on_after")->loop->time();
+TimePoint deadline_in(Duration d) {
+  const TimePoint now =
+      LoopAccess::require_fiber("weave::fail_after / move_on_after")->loop->time();
+  if (d > Duration::zero() && d >= TimePoint::max() - now) return TimePoint::max();
+  return now + d;
 }
 }  // namespace detail
 

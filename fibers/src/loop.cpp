@@ -180,8 +180,11 @@ void Loop::dispatch(detail::Runnable* r) {
     r->invoke(r, true);
     return;
   }
-  // Read before running: the node may be freed by the time the callback returns.
-  SourceLocation where = static_cast<detail::CallbackNode*>(r)->where;
+  // Read before running: the node may be freed by the time the callback returns. Not every
+  // non-fiber item is a callback node (a future's cross-thread wake-up is one too).
+  SourceLocation where;
+  if (r->invoke == &detail::CallbackNode::invoke_node)
+    where = static_cast<detail::CallbackNode*>(r)->where;
   auto t0 = std::chrono::steady_clock::now();
   r->invoke(r, true);
   auto took = std::chrono::steady_clock::now() - t0;

@@ -13,9 +13,11 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "weave/clock.hpp"
+#include "weave/future.hpp"
 #include "weave/task.hpp"
 #include "weave/this_fiber.hpp"
 
@@ -377,6 +379,30 @@ TEST(WeaveDebugEnv, IsReadWhenTheLoopIsCreated) {
   Loop after;
   EXPECT_FALSE(before.debug());
   EXPECT_TRUE(after.debug());
+}
+
+}  // namespace
+
+namespace {
+
+// Regression: in debug mode the loop read every non-fiber ready item as a callback node, but a
+// future completed from another thread queues its own wake-up node (UBSan: misaligned access).
+TEST(DebugMode, AFutureCompletedFromAnotherThreadIsNotMistakenForACallback) {
+  Loop loop(debug_options(true, std::chrono::nanoseconds(0)));
+  Reports reports;
+  reports.attach(loop);
+  weave::Promise<int> p(loop);
+  auto f = p.get_future();
+  auto t = loop.spawn([&] { return f.get(); });
+  std::thread producer([&] { p.set_value(11); });
+  EXPECT_EQ(loop.run_until_complete(t), 11);
+  producer.join();
+  // With a zero threshold everything is "slow": every report must name a real callback site or
+  // a fiber, never garbage read from a future's state.
+  for (const auto& line : reports.lines)
+    EXPECT_TRUE(line.find("callback scheduled at") == std::string::npos ||
+                line.find("debug_mode_test.cpp") != std::string::npos)
+        << line;
 }
 
 }  // namespace

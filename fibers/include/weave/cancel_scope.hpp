@@ -140,17 +140,19 @@ detail::scope_result_t<F> shield(F&& fn) {
 }
 
 namespace detail {
-TimePoint current_loop_time();
-}
+/// The running fiber's loop time plus `d`, saturating at TimePoint::max() (an endless timeout
+/// must not wrap round into the past). std::logic_error outside a fiber.
+TimePoint deadline_in(Duration d);
+}  // namespace detail
 
 template <class F>
 detail::scope_result_t<F> fail_after(Duration d, F&& fn) {
-  return fail_at(detail::current_loop_time() + d, std::forward<F>(fn));
+  return fail_at(detail::deadline_in(d), std::forward<F>(fn));
 }
 
 template <class F>
 move_on_result_t<detail::scope_result_t<F>> move_on_after(Duration d, F&& fn) {
-  return move_on_at(detail::current_loop_time() + d, std::forward<F>(fn));
+  return move_on_at(detail::deadline_in(d), std::forward<F>(fn));
 }
 
 }  // namespace weave
