@@ -31,6 +31,19 @@ stop() {
 
 stop "hello: two fibers sleep 1 s each, at the same time, so the run takes 1 s, not 2" hello
 stop "spinner: a spinner animates while a slow function works, with a thread, then a fiber" spinner
+# The ports of the asyncio tutorials: collecting results, queues, limits, a whole pipeline,
+# then the two ways to stall a loop and their cures. All on real time.
+stop "gather_as_completed: ten tasks; gather: all results, in spawn order; as_completed: as they finish" \
+  gather_as_completed
+stop "queue_workers: a producer fills a bounded queue, three workers drain it; join(), then cancel" \
+  queue_workers
+stop "semaphore_fetch: twenty fetches, at most five at a time under a weave::Semaphore" semaphore_fetch
+stop "restaurant: GreetBot, WaitBot, ChefBot and WineBot, four fibers linked by queues on one thread" \
+  restaurant
+stop "cpu_starve: a fiber that computes without yielding stops a heartbeat fiber; yield() fixes it" \
+  cpu_starve
+stop "blocking_call: a blocking call in a fiber stops every fiber; weave::to_thread does not" \
+  blocking_call
 
 printf '\n%sThe tour is over: %d stops. Their sources are in docs/examples/.%s\n' \
   "$bold" "$stops" "$plain"
