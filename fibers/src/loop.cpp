@@ -276,6 +276,9 @@ void Loop::close() {
           // Leaked with its stack: wait nodes on that stack may still sit in primitives that
           // outlive the loop, and waking it must stay a harmless no-op.
           t->state = detail::TaskState::Abandoned;
+#if WEAVE_ASAN
+          __lsan_ignore_object(t);  // leaked on purpose, see above
+#endif
           tasks_.erase(n);
         });
         stacks_.keep_mapped();

@@ -11,6 +11,7 @@
 #define WEAVE_ASAN 1
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #define WEAVE_NO_ASAN __attribute__((no_sanitize_address))
 #else
 #define WEAVE_ASAN 0
