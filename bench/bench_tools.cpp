@@ -46,13 +46,13 @@ void BM_QueuePingPong_weave(benchmark::State& state) {
 void BM_QueuePingPong_boost_fiber_channel(benchmark::State& state) {
   boost::fibers::buffered_channel<int> ping(2), pong(2);
   boost::fibers::fiber echo([&] {
-    int v;
+    int v = 0;
     while (ping.pop(v) == boost::fibers::channel_op_status::success) pong.push(v);
   });
   int i = 0;
   for (auto _ : state) {
     ping.push(i++);
-    int v;
+    int v = 0;
     pong.pop(v);
     benchmark::DoNotOptimize(v);
   }
