@@ -38,6 +38,7 @@ void FutureStateBase::on_posted(Runnable* r, bool run) {
 void FutureStateBase::notify() noexcept {
   if (notified_) return;
   notified_ = true;
+  LoopAccess::note_completion(*loop_);
   while (ListNode* n = waiters_.pop_front()) LoopAccess::wake(*loop_, waiter_of(n));
   while (!callbacks_.empty()) LoopAccess::schedule(*loop_, callbacks_.pop_front());
 }

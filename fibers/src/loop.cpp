@@ -108,6 +108,7 @@ void Loop::run_until(bool (*done)(void*), void* arg) {
   detail::set_running_loop(this);
   goal_ = done;
   goal_arg_ = arg;
+  goal_dirty_ = true;
   struct Reset {
     Loop* l;
     ~Reset() {

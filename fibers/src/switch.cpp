@@ -119,7 +119,9 @@ void detail::LoopAccess::fiber_entry(void* from_fctx, void* data) {
   exit_to(self, next);
 }
 
-void Loop::land(void* from_fctx, void* data) noexcept {
+// The hot path (land, jump, take_next_fiber, switch_out) is only called from this file and is
+// inlined into each suspending call: a yield is then one function deep, not five.
+[[gnu::always_inline]] inline void Loop::land(void* from_fctx, void* data) noexcept {
   auto* prev = static_cast<SwitchContext*>(data);
   SwitchContext* self = running_ctx_;
   san_finish_switch(self, prev);
@@ -130,7 +132,7 @@ void Loop::land(void* from_fctx, void* data) noexcept {
   if (prev->finished) recycle(static_cast<TaskBase*>(prev));
 }
 
-void Loop::jump(SwitchContext* from, SwitchContext* to) {
+[[gnu::always_inline]] inline void Loop::jump(SwitchContext* from, SwitchContext* to) {
   save_eh(eh_globals_, from);
   running_ctx_ = to;
   san_start_switch(from, to);
@@ -174,7 +176,7 @@ bool Loop::prepare(TaskBase* t) noexcept {
   return true;
 }
 
-SwitchContext* Loop::take_next_fiber() noexcept {
+[[gnu::always_inline]] inline SwitchContext* Loop::take_next_fiber() noexcept {
   for (;;) {
     while (turn_budget_ > 0 && ready_.front()->is_fiber()) {
       auto* t = static_cast<TaskBase*>(ready_.pop_front());
@@ -190,7 +192,10 @@ SwitchContext* Loop::take_next_fiber() noexcept {
     // the loop must look at its goal or block: go back to the loop's context. Otherwise start
     // the next turn right here, without the two switches through the loop's context.
     if (turn_budget_ > 0 || !running_ || at_goal()) break;
-    begin_turn(/*may_block=*/false);
+    if (inbox_->maybe_has_items() || !timers_.empty() || io_watchers_ > 0)
+      begin_turn(/*may_block=*/false);
+    else
+      turn_budget_ = ready_count_;  // nothing posted, no timer, no I/O: the turn is the queue
     if (turn_budget_ == 0) break;
   }
   current_ = nullptr;
@@ -205,7 +210,7 @@ void Loop::run_fiber(TaskBase* t) {
   // Back on the loop's own stack: some fiber chose to switch here.
 }
 
-void Loop::switch_out(TaskBase* self) {
+[[gnu::always_inline]] inline void Loop::switch_out(TaskBase* self) {
   if (debug_) check_slice(self);
   SwitchContext* next = take_next_fiber();
   if (next == self) return;  // it was the next ready fiber itself (a yield with nobody else)
@@ -275,6 +280,7 @@ void Loop::start(TaskBase* t, SpawnOptions&& options) {
 }
 
 void Loop::complete(TaskBase* t) noexcept {
+  goal_dirty_ = true;
   tasks_.erase(static_cast<detail::Hook<detail::AllTasksTag>*>(t));
   while (detail::ListNode* n = t->waiters.pop_front()) wake(detail::waiter_of(n));
   while (!t->done_callbacks.empty()) schedule(t->done_callbacks.pop_front());

@@ -245,7 +245,14 @@ class Loop {
   void dispatch(detail::Runnable* r);
   void drain_inbox() noexcept;
   void fire_timers() noexcept;
-  bool at_goal() const noexcept { return stopping_ || (goal_ && goal_(goal_arg_)); }
+  // The goal of run_until can only be reached when a task completes or a future is notified;
+  // those set goal_dirty_, so a busy loop does not call the goal's function every turn.
+  bool at_goal() noexcept {
+    if (stopping_) return true;
+    if (!goal_dirty_) return false;
+    goal_dirty_ = false;
+    return goal_ && goal_(goal_arg_);
+  }
   void poll(int timeout_ms) noexcept;
   int next_timeout_ms();
   void note_slow(const std::string& what, std::chrono::nanoseconds took);
@@ -265,6 +272,7 @@ class Loop {
   std::size_t turns_since_poll_ = 0;
   std::size_t io_watchers_ = 0;    // fds registered with epoll besides the inbox's eventfd
   bool (*goal_)(void*) = nullptr;  // run_until's condition, checked at every turn
+  bool goal_dirty_ = false;        // something completed since the goal was last checked
   void* goal_arg_ = nullptr;
 
   detail::StackPool stacks_;
@@ -291,6 +299,8 @@ namespace detail {
 /// The loop's internals that weave's own templates (tasks, futures, primitives) build on.
 struct LoopAccess {
   static void schedule(Loop& l, Runnable* r) noexcept { l.schedule(r); }
+  /// Tells the loop that a future completed (run_until may have reached its goal).
+  static void note_completion(Loop& l) noexcept { l.goal_dirty_ = true; }
   static void post(Loop& l, Runnable* r) { l.post(r); }
   static Inbox* inbox(Loop& l) noexcept { return l.inbox_; }
   /// Wakes a suspended task (a no-op for any other state, an abandoned task included, whose
