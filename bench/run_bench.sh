@@ -216,3 +216,51 @@ if pp in m and pp in one_cpu:
     print(f"  {'thread ping-pong round trip, 2 CPUs / 1 CPU':<44} "
           f"{fmt_ns(m[pp][0])} / {fmt_ns(one_cpu[pp][0])}")
 EOF
+
+# ---- The tools tier beside Python asyncio (issue 3): queue ping-pong, create+gather ----------
+gm="$build/bench/gather_million"
+echo
+echo "== gather_million (1,000,000 tasks created and gathered): $runs runs =="
+: >"$out/gather.txt"
+if [[ -x "$gm" ]]; then
+  for ((i = 0; i < runs; i++)); do "$gm" | tee -a "$out/gather.txt"; done
+fi
+echo
+echo "== Python asyncio peer (bench/peers/asyncio_bench.py), medians of 5 runs =="
+: >"$out/asyncio.txt"
+if command -v python3 >/dev/null 2>&1; then
+  python3 "$(dirname "$0")/peers/asyncio_bench.py" --repetitions 5 | tee "$out/asyncio.txt"
+fi
+python3 - "$out/bench.json" "$out/gather.txt" "$out/asyncio.txt" <<'EOF2'
+import json, re, statistics, sys
+bench_json, gather_txt, asyncio_txt = sys.argv[1:4]
+medians = {}
+for b in json.load(open(bench_json))["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        medians[b["run_name"]] = b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6}[b["time_unit"]]
+peer = {}
+for line in open(asyncio_txt):
+    parts = line.split()
+    if len(parts) == 4:
+        peer[parts[0]] = float(parts[1])
+per_task = [float(m.group(1)) for m in
+            (re.search(r"\(([\d.]+) ns per task\)", l) for l in open(gather_txt)) if m]
+totals = [float(m.group(1)) for m in
+          (re.search(r"in ([\d.]+) ms", l) for l in open(gather_txt)) if m]
+print()
+print("== weave vs asyncio (medians) ==")
+def row(label, weave_ns, asyncio_ns, target=""):
+    if weave_ns is None:
+        return
+    ratio = f"{asyncio_ns / weave_ns:8.1f}x" if asyncio_ns else "        -"
+    a = f"{asyncio_ns:10.1f} ns" if asyncio_ns else "           -"
+    print(f"  {label:<40} weave {weave_ns:9.1f} ns   asyncio {a}   asyncio/weave {ratio}  {target}")
+row("queue ping-pong round trip", medians.get("BM_QueuePingPong/weave"),
+    peer.get("asyncio_queue_pingpong"), "(target: weave < 100 ns)")
+row("yield / sleep(0)", medians.get("BM_Yield/weave"), peer.get("asyncio_sleep0"))
+row("create+gather, per task (1M tasks)", statistics.median(per_task) if per_task else None,
+    peer.get("asyncio_create_gather"))
+if totals:
+    print(f"  1,000,000 tasks created and gathered: median {statistics.median(totals):.1f} ms "
+          f"[{min(totals):.1f} - {max(totals):.1f}] (target: < 300 ms)")
+EOF2
