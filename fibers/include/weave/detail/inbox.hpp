@@ -30,9 +30,7 @@ class Inbox {
   bool has_items() const noexcept;
   /// A cheap look for the loop's fast path: false means nothing was posted (as far as this
   /// thread can see yet); true may also mean "closed".
-  bool maybe_has_items() const noexcept {
-    return head_.load(std::memory_order_relaxed) != nullptr;
-  }
+  bool maybe_has_items() const noexcept { return head_.load(std::memory_order_relaxed) != nullptr; }
   /// Clears the eventfd after a wake-up. Owner thread.
   void drain_wakeups() noexcept;
   int event_fd() const noexcept { return event_fd_; }
