@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "virtual_time.hpp"
 #include "weave/cancel_scope.hpp"
 #include "weave/clock.hpp"
 #include "weave/errors.hpp"
@@ -30,29 +31,9 @@ using namespace std::chrono_literals;
 using std::chrono::nanoseconds;
 using weave::this_fiber::sleep_for;
 
-weave::Loop::Options manual_time(weave::ManualClock& clock) {
-  weave::Loop::Options options;
-  options.clock = &clock;
-  return options;
-}
-
-// Loop time since the epoch of a ManualClock (which starts at zero).
-nanoseconds now(const weave::Loop& loop) { return loop.time().time_since_epoch(); }
-
-// Runs the loop until every fiber has finished. A fiber left blocked forever (a lost wake-up)
-// fails the test after a day of virtual time instead of hanging it. Needs a ManualClock.
-// (Each test declares its primitives, and whatever its fibers touch, before its loop: if a
-// test fails with fibers still blocked, the loop's destructor cancels them while all that is
-// still alive.)
-void run_all(weave::Loop& loop) {
-  ASSERT_TRUE(loop.clock().autojump());
-  loop.call_later(24h, [&loop] {
-    if (loop.live_fibers() != 0)
-      ADD_FAILURE() << "fibers still blocked after a day:\n" << loop.dump_tasks();
-    loop.stop();
-  });
-  loop.run();
-}
+using weave_test::manual_time;
+using weave_test::now;
+using weave_test::run_all;
 
 // What one party saw: its arrival index and when it passed.
 struct Pass {
