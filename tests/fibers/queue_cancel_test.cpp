@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "virtual_time.hpp"
 #include "weave/cancel_scope.hpp"
 #include "weave/clock.hpp"
 #include "weave/errors.hpp"
@@ -27,40 +28,8 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::nanoseconds;
 
-weave::Loop::Options manual_time(weave::ManualClock& clock) {
-  weave::Loop::Options options;
-  options.clock = &clock;
-  return options;
-}
-
-// The task's value if it is done (a test must not wait on a task left blocked: that would hang
-// instead of failing), or nothing.
-template <class T>
-std::optional<T> result(const weave::Task<T>& t) {
-  if (!t.done()) return std::nullopt;
-  return t.get();
-}
-
-class QueueCancel : public ::testing::Test {
- protected:
-  // Runs the loop until every fiber has finished; a far-away virtual timer stops it instead of
-  // hanging if fibers are left blocked, and the test fails.
-  void drive() {
-    weave::Handle watchdog = loop.call_later(24h * 365, [this] { loop.stop(); });
-    loop.run();
-    watchdog.cancel();
-    EXPECT_EQ(loop.live_fibers(), 0u) << "fibers left blocked:\n" << loop.dump_tasks();
-  }
-  // Runs the loop until every fiber has had a chance to reach its first wait.
-  void settle() {
-    loop.call_soon([this] { loop.stop(); });
-    loop.run();
-  }
-  nanoseconds now() const { return loop.time().time_since_epoch(); }
-
-  weave::ManualClock clock;
-  weave::Loop loop{manual_time(clock)};
-};
+using weave_test::result;
+using QueueCancel = weave_test::VirtualLoop;
 
 using QueueTimeout = QueueCancel;
 

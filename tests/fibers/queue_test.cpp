@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "virtual_time.hpp"
 #include "weave/cancel_scope.hpp"
 #include "weave/clock.hpp"
 #include "weave/errors.hpp"
@@ -31,41 +32,9 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::nanoseconds;
 
-weave::Loop::Options manual_time(weave::ManualClock& clock) {
-  weave::Loop::Options options;
-  options.clock = &clock;
-  return options;
-}
-
-// The task's value if it is done (a test must not wait on a task left blocked: that would hang
-// instead of failing), or nothing.
-template <class T>
-std::optional<T> result(const weave::Task<T>& t) {
-  if (!t.done()) return std::nullopt;
-  return t.get();
-}
-
-// Every test runs on virtual time, so that a test that leaves fibers blocked fails instead of
-// hanging (see drive()).
-class VirtualLoop : public ::testing::Test {
- protected:
-  // Runs `l` until every fiber has finished. If they all block with nothing left to wake them, a
-  // far-away virtual timer stops the loop instead of letting the test hang; the test then fails
-  // on live_fibers().
-  static void drive(weave::Loop& l) {
-    weave::Handle watchdog = l.call_later(24h * 365, [&l] { l.stop(); });
-    l.run();
-    watchdog.cancel();
-  }
-  void drive() {
-    drive(loop);
-    EXPECT_EQ(loop.live_fibers(), 0u) << "fibers left blocked:\n" << loop.dump_tasks();
-  }
-  nanoseconds now() const { return loop.time().time_since_epoch(); }
-
-  weave::ManualClock clock;
-  weave::Loop loop{manual_time(clock)};
-};
+using weave_test::manual_time;
+using weave_test::result;
+using weave_test::VirtualLoop;
 
 using QueueOrder = VirtualLoop;
 using QueueGet = VirtualLoop;

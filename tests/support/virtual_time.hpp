@@ -39,3 +39,48 @@ inline void run_all(weave::Loop& loop) {
 }
 
 }  // namespace weave_test
+
+#include <optional>
+
+#include "weave/handle.hpp"
+#include "weave/task.hpp"
+
+namespace weave_test {
+
+/// The task's value if it is done, or nothing: a test must not wait on a task left blocked (that
+/// would hang instead of failing).
+template <class T>
+std::optional<T> result(const weave::Task<T>& t) {
+  if (!t.done()) return std::nullopt;
+  return t.get();
+}
+
+/// A fixture whose loop runs on virtual time, so that a test that leaves fibers blocked fails
+/// instead of hanging (see drive()).
+class VirtualLoop : public ::testing::Test {
+ protected:
+  /// Runs `l` until every fiber has finished. If they all block with nothing left to wake them,
+  /// a far-away virtual timer stops the loop instead of letting the test hang.
+  static void drive(weave::Loop& l) {
+    using namespace std::chrono_literals;
+    weave::Handle watchdog = l.call_later(24h * 365, [&l] { l.stop(); });
+    l.run();
+    watchdog.cancel();
+  }
+  /// drive(loop), then fails the test if fibers were left blocked.
+  void drive() {
+    drive(loop);
+    EXPECT_EQ(loop.live_fibers(), 0u) << "fibers left blocked:\n" << loop.dump_tasks();
+  }
+  /// Runs the loop until every fiber has had a chance to reach its first wait.
+  void settle() {
+    loop.call_soon([this] { loop.stop(); });
+    loop.run();
+  }
+  std::chrono::nanoseconds now() const { return loop.time().time_since_epoch(); }
+
+  weave::ManualClock clock;
+  weave::Loop loop{manual_time(clock)};
+};
+
+}  // namespace weave_test
