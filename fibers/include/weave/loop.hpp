@@ -125,6 +125,9 @@ class Loop {
   template <class F>
   Handle call_soon(F&& fn, SourceLocation where = SourceLocation::current()) {
     check_thread("call_soon");
+    // One allocation per callback, on purpose: the returned Handle can outlive the run (and be
+    // cancelled from another thread for posted callbacks), so the node is reference-counted on
+    // the heap. The callable itself is stored inline in the node when it is small.
     auto* n = new detail::CallbackNode(this, detail::InlineFunction(std::forward<F>(fn)), where);
     Handle h(n);
     schedule(n);
