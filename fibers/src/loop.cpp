@@ -128,7 +128,7 @@ void Loop::run() {
       [](void* p) {
         auto* l = static_cast<Loop*>(p);
         return l->live_fibers_ == 0 && l->ready_count_ == 0 && l->timers_.empty() &&
-               !l->inbox_->has_items();
+               l->io_keepalive_ <= 0 && !l->inbox_->has_items();
       },
       this);
 }
@@ -221,8 +221,33 @@ void Loop::poll(int timeout_ms) noexcept {
     if (events[i].data.ptr == nullptr) {
       inbox_->drain_wakeups();
       drain_inbox();
+    } else {
+      // Only records readiness and schedules (see io_source.hpp): no source can be freed
+      // before this batch is done.
+      auto* src = static_cast<detail::IoSource*>(events[i].data.ptr);
+      src->on_io(src, events[i].events);
     }
   }
+}
+
+void Loop::io_ctl(int op, int fd, std::uint32_t events, detail::IoSource* src) {
+  check_thread("registering an fd");
+  if (closed_) throw std::logic_error("weave: the loop is closed");
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = src;
+  const int how = op == 1 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (::epoll_ctl(epoll_fd_, how, fd, &ev) < 0) {
+    int e = errno;
+    throw std::system_error(e, std::generic_category(),
+                            how == EPOLL_CTL_ADD ? "weave: epoll_ctl(ADD)" : "weave: epoll_ctl(MOD)");
+  }
+  if (how == EPOLL_CTL_ADD) ++io_watchers_;
+}
+
+void Loop::io_remove(int fd) noexcept {
+  if (epoll_fd_ < 0) return;  // closed: the epoll set is gone, and the fd with it
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) == 0) --io_watchers_;
 }
 
 void Loop::drain_inbox() noexcept {

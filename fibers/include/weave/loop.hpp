@@ -15,6 +15,7 @@
 
 #include "weave/clock.hpp"
 #include "weave/detail/inbox.hpp"
+#include "weave/detail/io_source.hpp"
 #include "weave/detail/source_location.hpp"
 #include "weave/detail/stack.hpp"
 #include "weave/detail/task_base.hpp"
@@ -257,6 +258,8 @@ class Loop {
     return goal_ && goal_(goal_arg_);
   }
   void poll(int timeout_ms) noexcept;
+  void io_ctl(int op, int fd, std::uint32_t events, detail::IoSource* src);
+  void io_remove(int fd) noexcept;
   int next_timeout_ms();
   void note_slow(const std::string& what, std::chrono::nanoseconds took);
 
@@ -274,6 +277,7 @@ class Loop {
   void* eh_globals_ = nullptr;  // this thread's __cxa_eh_globals
   std::size_t turns_since_poll_ = 0;
   std::size_t io_watchers_ = 0;    // fds registered with epoll besides the inbox's eventfd
+  std::ptrdiff_t io_keepalive_ = 0;  // registered fds that keep run() going (callback mode)
   bool (*goal_)(void*) = nullptr;  // run_until's condition, checked at every turn
   bool goal_dirty_ = false;        // something completed since the goal was last checked
   void* goal_arg_ = nullptr;
@@ -320,6 +324,20 @@ struct LoopAccess {
   static void arm_timer(Loop& l, TimerNode* t, TimePoint when) { l.arm_timer(t, when); }
   static void disarm_timer(Loop& l, TimerNode* t) noexcept { l.disarm_timer(t); }
   static void run_until(Loop& l, bool (*done)(void*), void* arg) { l.run_until(done, arg); }
+
+  /// The reactor (loop.cpp): registers `fd` with the loop's epoll set, its events reported to
+  /// `src`; `keeps_running` makes run() wait for it (callback-driven fds, like a Protocol
+  /// server, are work the loop has; fds that only fibers wait on are not, the fibers are).
+  /// Throws std::system_error.
+  static void io_add(Loop& l, int fd, std::uint32_t events, IoSource* src) {
+    l.io_ctl(1, fd, events, src);
+  }
+  static void io_modify(Loop& l, int fd, std::uint32_t events, IoSource* src) {
+    l.io_ctl(3, fd, events, src);
+  }
+  /// Never throws: a closed loop or an fd already gone is not an error here.
+  static void io_remove(Loop& l, int fd) noexcept { l.io_remove(fd); }
+  static void io_keep_running(Loop& l, int delta) noexcept { l.io_keepalive_ += delta; }
 
   /// The task running on this thread's current loop, or nullptr when not inside a fiber.
   static TaskBase* current_task() noexcept {
