@@ -224,6 +224,14 @@ echo "== gather_million (1,000,000 tasks created and gathered): $runs runs =="
 : >"$out/gather.txt"
 if [[ -x "$gm" ]]; then
   for ((i = 0; i < runs; i++)); do "$gm" | tee -a "$out/gather.txt"; done
+  # Most of that time is the kernel handing out fresh pages for a million task objects (one page
+  # fault per 4 KiB). The same program with glibc backing its heap by transparent huge pages
+  # (a deployment setting, not a code change) shows how much: see bench/README.md.
+  echo "-- the same with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (huge pages for the heap) --"
+  : >"$out/gather_thp.txt"
+  for ((i = 0; i < runs; i++)); do
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$gm" | tee -a "$out/gather_thp.txt"
+  done
 fi
 echo
 echo "== Python asyncio peer (bench/peers/asyncio_bench.py), medians of 5 runs =="
@@ -231,9 +239,9 @@ echo "== Python asyncio peer (bench/peers/asyncio_bench.py), medians of 5 runs =
 if command -v python3 >/dev/null 2>&1; then
   python3 "$(dirname "$0")/peers/asyncio_bench.py" --repetitions 5 | tee "$out/asyncio.txt"
 fi
-python3 - "$out/bench.json" "$out/gather.txt" "$out/asyncio.txt" <<'EOF2'
-import json, re, statistics, sys
-bench_json, gather_txt, asyncio_txt = sys.argv[1:4]
+python3 - "$out/bench.json" "$out/gather.txt" "$out/asyncio.txt" "$out/gather_thp.txt" <<'EOF2'
+import json, os, re, statistics, sys
+bench_json, gather_txt, asyncio_txt, gather_thp_txt = sys.argv[1:5]
 medians = {}
 for b in json.load(open(bench_json))["benchmarks"]:
     if b.get("aggregate_name") == "median":
@@ -263,4 +271,10 @@ row("create+gather, per task (1M tasks)", statistics.median(per_task) if per_tas
 if totals:
     print(f"  1,000,000 tasks created and gathered: median {statistics.median(totals):.1f} ms "
           f"[{min(totals):.1f} - {max(totals):.1f}] (target: < 300 ms)")
+thp = [float(m.group(1)) for m in
+       (re.search(r"in ([\d.]+) ms", l) for l in open(gather_thp_txt)) if m] \
+    if os.path.exists(gather_thp_txt) else []
+if thp:
+    print(f"  ... with the heap on huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1): median "
+          f"{statistics.median(thp):.1f} ms [{min(thp):.1f} - {max(thp):.1f}]")
 EOF2
