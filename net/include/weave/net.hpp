@@ -1,0 +1,11 @@
+#pragma once
+// Everything of weave's net layer: sockets, streams, servers, UDP, Unix sockets, DNS,
+// subprocesses, signals and the Protocol API.
+
+#include "weave/net/address.hpp"
+#include "weave/net/dns.hpp"
+#include "weave/net/server.hpp"
+#include "weave/net/socket.hpp"
+#include "weave/net/stream.hpp"
+#include "weave/net/udp.hpp"
+#include "weave/net/unix.hpp"
