@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "weave/detail/source_location.hpp"
@@ -21,8 +22,17 @@ struct StreamAccess {
   static StreamState* state(const Stream& s) noexcept { return s.state_; }
   /// A Stream over a socket the net layer made (non-blocking and close-on-exec already): no
   /// system call besides the reactor's registration.
-  static Stream adopt_socket(UniqueFd fd, const StreamOptions& options, Loop& loop);
+  static Stream adopt_socket(UniqueFd fd, const StreamOptions& options, Loop& loop) {
+    return adopt(std::move(fd), options, loop, true);
+  }
+  static Stream adopt(UniqueFd fd, const StreamOptions& options, Loop& loop, bool socket);
 };
+
+/// A Stream over `fd` (non-blocking, close-on-exec) whose first bytes are `unread`: bytes
+/// already taken from the fd by someone else (a Protocol transport handing its connection to
+/// a fiber), read before anything new from the fd.
+Stream adopt_with_prefix(UniqueFd fd, std::string_view unread, const StreamOptions& options,
+                         Loop& loop);
 
 /// Connects the socket behind `watch` to `address`, suspending while it is in progress.
 void connect_on(weave::IoWatch& watch, const SocketAddress& address, SourceLocation where);

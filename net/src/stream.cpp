@@ -408,8 +408,8 @@ struct StreamState {
   }
 };
 
-Stream StreamAccess::adopt_socket(UniqueFd fd, const StreamOptions& options, Loop& loop) {
-  auto* st = new StreamState(loop, fd.get(), options, /*socket=*/true);
+Stream StreamAccess::adopt(UniqueFd fd, const StreamOptions& options, Loop& loop, bool socket) {
+  auto* st = new StreamState(loop, fd.get(), options, socket);
   fd.release();
   Stream s;
   s.state_ = st;
@@ -417,6 +417,20 @@ Stream StreamAccess::adopt_socket(UniqueFd fd, const StreamOptions& options, Loo
 }
 
 }  // namespace detail
+
+namespace {
+
+bool fd_is_socket(int fd);
+
+}  // namespace
+
+Stream detail::adopt_with_prefix(UniqueFd fd, std::string_view unread, const StreamOptions& options,
+                                 Loop& loop) {
+  bool socket = fd_is_socket(fd.get());
+  Stream s = StreamAccess::adopt(std::move(fd), options, loop, socket);
+  StreamAccess::state(s)->unread(std::string(unread));
+  return s;
+}
 
 namespace {
 
