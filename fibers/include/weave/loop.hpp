@@ -118,6 +118,51 @@ class Loop {
   bool is_running() const noexcept { return running_; }
   bool is_closed() const noexcept { return closed_; }
 
+  // ---- Embedding in another event loop ------------------------------------------------------
+  //
+  // To run a weave loop inside a foreign event loop on the same thread (Boost.Asio's io_context,
+  // GLib, Qt, libuv), in the manner of libuv's uv_backend_fd / uv_backend_timeout /
+  // UV_RUN_NOWAIT: the outer loop watches native_handle() for readability and sleeps no longer
+  // than poll_timeout(); when either fires it calls run_nowait(). weave::AsioDriver
+  // (weave/asio.hpp) is built on these four calls. They are loop-affine, like everything else.
+
+  /// The loop's pollable file descriptor (its epoll set), readable while posts from other
+  /// threads (call_soon_threadsafe, promise and bridge completions) or I/O events wait. The loop
+  /// owns it: never read or close it, only register it with the outer loop for readability
+  /// (level- or edge-triggered: run_nowait(true) consumes what made it readable). -1 once the
+  /// loop is closed.
+  int native_handle() const noexcept;
+
+  /// Runs one turn of the loop without blocking: takes the posts from other threads, looks for
+  /// I/O events without waiting (if `check_io`), fires the expired timers, and runs what was
+  /// ready at the start of the turn (fibers and callbacks, FIFO). A fiber that is ready again
+  /// runs in the next call, so the outer loop gets its turn in between. On a clock with
+  /// autojump (ManualClock) a turn that finds nothing ready jumps the clock to the next timer,
+  /// as run() does.
+  ///
+  /// `check_io = false` skips the non-blocking epoll_wait, a system call: pass it when the outer
+  /// loop calls for another reason than native_handle() becoming readable (work was ready, a
+  /// timer expired). Posts are taken either way, but only a checking call clears the readiness
+  /// of native_handle() that they caused.
+  ///
+  /// Returns false if stop() was called during the turn (the outer loop should stop driving
+  /// this one), true otherwise.
+  ///
+  /// @par Errors
+  /// std::logic_error if the loop is closed or already running, if called from a thread that
+  /// does not own the loop, or while another loop runs on this thread.
+  bool run_nowait(bool check_io = true);
+
+  /// How long the outer loop may sleep on native_handle() before it must call run_nowait()
+  /// again: zero if work is ready or posted (or, on an autojump clock, if a timer is pending),
+  /// the time until the next timer, or nullopt if only a post or an I/O event can give the
+  /// loop work.
+  std::optional<Duration> poll_timeout() const noexcept;
+
+  /// True while run() would not return: live fibers, ready callbacks, armed timers or posts
+  /// (libuv's uv_loop_alive). An outer loop that should end with this one checks it.
+  bool alive() const noexcept;
+
   // ---- Callbacks and time -----------------------------------------------------------------
 
   /// Schedules `fn` to run on the loop's context (never inside a fiber) in a later turn, in

@@ -1,0 +1,69 @@
+// Embedding a loop in another event loop: the pollable handle, a non-blocking turn, and when the
+// next one is due (see "Embedding in another event loop" in loop.hpp).
+
+#include <stdexcept>
+
+#include "internal.hpp"
+#include "weave/loop.hpp"
+
+namespace weave {
+
+int Loop::native_handle() const noexcept { return epoll_fd_; }
+
+bool Loop::run_nowait(bool check_io) {
+  if (closed_) throw std::logic_error("weave: run_nowait on a closed loop");
+  if (running_) throw std::logic_error("weave: run_nowait on a loop that is already running");
+  if (owner_ != std::this_thread::get_id())
+    throw std::logic_error("weave: a loop can only run on the thread that created it");
+  if (detail::running_loop())
+    throw std::logic_error("weave: another loop is already running on this thread");
+  running_ = true;
+  stopping_ = false;
+  detail::set_running_loop(this);
+  // A goal that is always reached: when the turn's budget runs out, a fiber switches back here
+  // instead of starting the next turn itself (take_next_fiber), so exactly one turn runs and
+  // the outer loop gets the thread back.
+  goal_ = [](void*) { return true; };
+  goal_arg_ = nullptr;
+  goal_dirty_ = true;
+  struct Reset {
+    Loop* l;
+    ~Reset() {
+      l->running_ = false;
+      l->goal_ = nullptr;
+      detail::set_running_loop(nullptr);
+    }
+  } reset{this};
+  // poll(0) before the turn, as a blocking turn polls before it runs: the posts and I/O events
+  // that made native_handle() readable are taken, and the eventfd is cleared.
+  if (check_io) poll(0);
+  begin_turn(/*may_block=*/false);
+  while (turn_budget_ > 0) {
+    --turn_budget_;
+    --ready_count_;
+    dispatch(ready_.pop_front());
+  }
+  const bool stopped = stopping_;
+  stopping_ = false;
+  return !stopped;
+}
+
+std::optional<Duration> Loop::poll_timeout() const noexcept {
+  if (ready_count_ > 0 || inbox_->has_items()) return Duration::zero();
+  if (timers_.empty()) return std::nullopt;
+  // Virtual time: the next run_nowait() jumps the clock, so there is nothing to wait for.
+  if (clock_->autojump()) return Duration::zero();
+  const Duration wait = timers_.top()->deadline - clock_->now();
+  if (wait <= Duration::zero()) return Duration::zero();
+  // A manual clock without autojump moves only when told: waiting on it makes no sense (the
+  // same rule as the loop's own idle wait).
+  if (clock_ != &steady_) return std::nullopt;
+  return wait;
+}
+
+bool Loop::alive() const noexcept {
+  return live_fibers_ > 0 || ready_count_ > 0 || !timers_.empty() || io_keepalive_ > 0 ||
+         inbox_->has_items();
+}
+
+}  // namespace weave
