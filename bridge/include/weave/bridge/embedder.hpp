@@ -1,0 +1,49 @@
+#pragma once
+// weave::bridge::Embedder: how an outer event loop that drives a weave loop (Loop::run_nowait)
+// learns that bridged completions made work ready while the weave loop was not running.
+
+#include "weave/loop.hpp"
+
+namespace weave::bridge {
+
+/// Base of an outer event loop that drives a weave Loop on the same thread through the
+/// embedding calls of Loop (native_handle, run_nowait, poll_timeout); weave::AsioDriver is one.
+///
+/// Why it exists: a completion that arrives on the loop's thread while the loop is *not*
+/// running (from one of the outer loop's own callbacks, such as an Asio handler) makes a fiber
+/// ready without touching native_handle(), so the outer loop would not know that a turn is
+/// due. Bridge completions (Completion, use_fiber) therefore call Embedder::notify(), which
+/// asks the registered embedder for a turn.
+///
+/// @par Thread safety
+/// Loop-affine: construct, destroy and notify on the loop's thread.
+class Embedder {
+ public:
+  /// Registers this embedder for `loop` (one per loop).
+  /// @par Errors
+  /// std::logic_error if `loop` already has an embedder.
+  explicit Embedder(Loop& loop);
+  Embedder(const Embedder&) = delete;
+  Embedder& operator=(const Embedder&) = delete;
+  /// Unregisters it.
+  virtual ~Embedder();
+
+  Loop& loop() const noexcept { return *loop_; }
+
+  /// Asks the outer loop to run a turn of the weave loop soon (it must not run the turn inside
+  /// this call: the caller may be deep inside a callback of some library).
+  virtual void request_turn() noexcept = 0;
+
+  /// If `loop` is embedded and not running, asks its embedder for a turn; otherwise does
+  /// nothing. Bridge completions call it; call it yourself after waking fibers from an outer
+  /// loop's callback by other means (setting a weave::Event in an Asio handler, say).
+  static void notify(Loop& loop) noexcept;
+  /// The embedder registered for `loop` on this thread, or nullptr.
+  static Embedder* of(const Loop& loop) noexcept;
+
+ private:
+  Loop* loop_;
+  Embedder* next_ = nullptr;  // this thread's embedders (rarely more than one)
+};
+
+}  // namespace weave::bridge

@@ -1,0 +1,168 @@
+// AsioDriver: the loop's turns as Asio handlers.
+
+#include <poll.h>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <utility>
+
+#include "weave/asio/driver.hpp"
+
+namespace weave {
+
+// Everything the Asio handlers touch lives here, reference-counted, so that a handler that runs
+// after the driver went (Asio calls cancelled handlers later, with operation_aborted) finds a
+// detached core instead of freed memory.
+struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
+  Core(boost::asio::io_context& io, Loop& loop) : io(io), loop(loop), fd(io), timer(io) {}
+  ~Core() {
+    // The fd is the loop's: give it back instead of letting the descriptor close it.
+    if (fd.is_open()) fd.release();
+  }
+
+  // Watching the loop's fd. Asio registers descriptors edge-triggered, so readiness that comes
+  // while no wait is queued is not reported again: the wait is therefore re-queued *before*
+  // the turn polls the loop's epoll set. Every event is then either consumed by that poll or
+  // comes after the new wait was queued, which reports it.
+  void wait_fd() {
+    fd.async_wait(boost::asio::posix::descriptor_base::wait_read,
+                  [self = shared_from_this()](const boost::system::error_code& ec) {
+                    if (ec || self->detached) return;  // cancelled by the destructor
+                    self->wait_fd();
+                    self->turn(true);
+                    // The loop takes at most 64 events per poll; if more wait, edge-triggering
+                    // will not say so again.
+                    if (self->fd_readable()) self->post_turn(true);
+                  });
+  }
+
+  bool fd_readable() const noexcept {
+    if (loop.is_closed()) return false;
+    pollfd p{loop.native_handle(), POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+
+  void post_turn(bool check_io) {
+    turn_check_io = turn_check_io || check_io;
+    if (turn_posted) return;
+    turn_posted = true;
+    boost::asio::post(io, [self = shared_from_this()] {
+      self->turn_posted = false;
+      self->turn(std::exchange(self->turn_check_io, false));
+    });
+  }
+
+  void turn(bool check_io) {
+    if (detached || loop.is_closed()) return;
+    if (loop.is_running()) {
+      // Asio handlers run from inside a turn (a fiber or callback ran io.poll()): this turn
+      // cannot nest; the outer one looks again when it ends.
+      missed_io = missed_io || check_io;
+      return;
+    }
+    if (!loop.run_nowait(check_io)) stop_requested = true;
+    if (std::exchange(missed_io, false)) post_turn(true);
+    schedule();
+  }
+
+  // After a turn: run the next one soon if work is ready, else wake up for the next timer (the
+  // fd wait covers posts and I/O).
+  void schedule() {
+    if (detached || loop.is_closed()) return;
+    const std::optional<Duration> wait = loop.poll_timeout();
+    if (!wait) return;
+    if (*wait <= Duration::zero()) {
+      post_turn(false);
+      return;
+    }
+    arm_timer(*wait);
+  }
+
+  void arm_timer(Duration wait) {
+    const auto due = std::chrono::steady_clock::now() + wait;
+    // An armed wait that comes first is kept: it wakes a turn that re-arms for what is left.
+    if (timer_armed && timer_due <= due) return;
+    timer_armed = true;
+    timer_due = due;
+    const std::uint64_t generation = ++timer_generation;
+    timer.expires_at(due);  // cancels the earlier wait, whose handler is then ignored
+    timer.async_wait([self = shared_from_this(), generation](const boost::system::error_code& ec) {
+      if (ec || self->detached || generation != self->timer_generation) return;
+      self->timer_armed = false;
+      self->turn(false);
+    });
+  }
+
+  boost::asio::io_context& io;
+  Loop& loop;
+  boost::asio::posix::stream_descriptor fd;
+  boost::asio::steady_timer timer;
+  std::chrono::steady_clock::time_point timer_due{};
+  std::uint64_t timer_generation = 0;
+  bool timer_armed = false;
+  bool turn_posted = false;
+  bool turn_check_io = false;
+  bool missed_io = false;
+  bool stop_requested = false;
+  bool detached = false;
+};
+
+AsioDriver::AsioDriver(boost::asio::io_context& io, Loop& loop)
+    : bridge::Embedder(loop), core_(std::make_shared<Core>(io, loop)) {
+  if (loop.is_closed()) throw std::logic_error("weave::AsioDriver: the loop is closed");
+  core_->fd.assign(loop.native_handle());
+  core_->wait_fd();
+  // Work that is ready already (fibers spawned before the driver) gets its first turn.
+  core_->post_turn(true);
+}
+
+AsioDriver::~AsioDriver() { detach(); }
+
+void AsioDriver::detach() noexcept {
+  core_->detached = true;  // from now on the handlers that are still queued do nothing
+  try {
+    core_->timer.cancel();
+    if (core_->fd.is_open()) core_->fd.release();  // cancels the wait; the fd stays open
+  } catch (...) {
+    // Only fails if the reactor does; the handlers see `detached` anyway.
+  }
+}
+
+void AsioDriver::close_loop() {
+  if (core_->detached) return;
+  Loop& l = loop();
+  for (AnyTask& t : l.all_tasks()) t.cancel();
+  drive([](void* p) { return static_cast<Loop*>(p)->live_fibers() == 0; }, &l);
+  // The fd leaves the io_context's reactor before the loop closes it (a closed fd's number may
+  // be reused at once).
+  detach();
+  l.close();
+}
+
+void AsioDriver::request_turn() noexcept {
+  try {
+    core_->post_turn(false);
+  } catch (...) {
+    // Out of memory for a posted handler: the next timer or post still runs a turn.
+  }
+}
+
+boost::asio::io_context& AsioDriver::context() const noexcept { return core_->io; }
+
+void AsioDriver::drive(bool (*done)(void*), void* arg) {
+  core_->stop_requested = false;
+  core_->post_turn(true);
+  while (!done(arg) && !core_->stop_requested) {
+    if (core_->io.run_one() == 0) return;  // the io_context was stopped
+  }
+}
+
+void AsioDriver::run() {
+  drive([](void* l) { return !static_cast<Loop*>(l)->alive(); }, &loop());
+}
+
+}  // namespace weave

@@ -1,0 +1,38 @@
+#include "weave/bridge/embedder.hpp"
+
+#include <stdexcept>
+
+namespace weave::bridge {
+
+namespace {
+// Loops live on one thread, and so do their embedders: a per-thread list, no lock.
+thread_local Embedder* tl_embedders = nullptr;
+}  // namespace
+
+Embedder::Embedder(Loop& loop) : loop_(&loop) {
+  if (of(loop)) throw std::logic_error("weave::bridge: this loop already has an embedder");
+  next_ = tl_embedders;
+  tl_embedders = this;
+}
+
+Embedder::~Embedder() {
+  for (Embedder** p = &tl_embedders; *p; p = &(*p)->next_) {
+    if (*p == this) {
+      *p = next_;
+      return;
+    }
+  }
+}
+
+Embedder* Embedder::of(const Loop& loop) noexcept {
+  for (Embedder* e = tl_embedders; e; e = e->next_)
+    if (e->loop_ == &loop) return e;
+  return nullptr;
+}
+
+void Embedder::notify(Loop& loop) noexcept {
+  if (loop.is_running()) return;  // the running turn (or the next one) picks the work up
+  if (Embedder* e = of(loop)) e->request_turn();
+}
+
+}  // namespace weave::bridge
