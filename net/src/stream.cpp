@@ -164,20 +164,24 @@ struct StreamState {
     if (closing) throw_errno(EBADF, std::string(what) + ": the stream is closed");
   }
 
-  // One read system call into `dst`, waiting on the reactor while there is nothing; returns 0
-  // at the end of the stream. A short read means the socket was drained: the readiness is
-  // forgotten at once, so the next read waits for the reactor's edge instead of spending a
-  // system call on EAGAIN (an edge for bytes that arrive later is reported by the next poll).
+  // One read system call into `dst`, waiting on the reactor only after EAGAIN; returns 0 at
+  // the end of the stream.
+  //
+  // A short read would usually mean the socket is drained, and forgetting the readiness then
+  // would save the EAGAIN read before the next wait. It is not done: IoWatch keeps one
+  // readiness flag for data and hang-up together, so a FIN (or an error) that arrived before
+  // this read would never be reported again, and the next read would wait for ever.
   std::size_t read_into(char* dst, std::size_t n, const char* what) {
+    // The first attempt goes to the fd whatever the remembered readiness says: a fresh fd's
+    // readiness is not known until the loop polls, and bytes are often there already.
+    bool attempt = true;
     for (;;) {
       check_readable(what);
       if (read_error != 0) throw_errno(read_error, what);
-      if (watch.readable()) {
+      if (attempt || watch.readable()) {
+        attempt = false;
         ssize_t r = ::read(watch.fd(), dst, n);
-        if (r > 0) {
-          if (static_cast<std::size_t>(r) < n) watch.clear_readable();
-          return static_cast<std::size_t>(r);
-        }
+        if (r > 0) return static_cast<std::size_t>(r);
         if (r == 0) {
           eof = true;
           return 0;
@@ -279,13 +283,17 @@ struct StreamState {
   // is remembered in write_error and returned as -1.
   ssize_t send_now(const char* data, std::size_t n) noexcept {
     std::size_t sent = 0;
+    // The readiness flag is not consulted: a fresh fd's is unknown until the loop polls, and
+    // the caller (write() with an empty queue, or the sender after a wait) expects room.
     while (sent < n) {
-      if (!watch.writable()) break;
       ssize_t r = send_some(data + sent, n - sent);
       if (r >= 0) {
         sent += static_cast<std::size_t>(r);
-        // A short send means the socket buffer is full: wait for the edge next time.
-        if (sent < n) watch.clear_writable();
+        if (sent < n) {
+          // A short send means the kernel's buffer is full: the next edge says when it is not.
+          watch.clear_writable();
+          break;
+        }
         continue;
       }
       if (errno == EINTR) continue;
