@@ -83,10 +83,10 @@ template <class Executor>
 bool runs_here(const Executor& ex) {
   if constexpr (requires { ex.running_in_this_thread(); }) {
     return ex.running_in_this_thread();
-  } else if constexpr (requires { boost::asio::query(ex, boost::asio::execution::context); }) {
-    auto* io = dynamic_cast<boost::asio::io_context*>(
-        &boost::asio::query(ex, boost::asio::execution::context));
-    return io && io->get_executor().running_in_this_thread();
+  } else if constexpr (requires { ex.template target<boost::asio::io_context::executor_type>(); }) {
+    // A type-erased executor (any_io_executor, what I/O objects use by default).
+    const auto* io = ex.template target<boost::asio::io_context::executor_type>();
+    return io && io->running_in_this_thread();
   } else {
     return false;
   }
@@ -170,7 +170,6 @@ template <class... Ts, class Initiation, class... Args>
 bridge::detail::result_t<std::remove_cvref_t<Ts>...> run(Initiation&& init, use_fiber_t token,
                                                          Args&&... args) {
   using weave::detail::LoopAccess;
-  using R = bridge::detail::result_t<std::remove_cvref_t<Ts>...>;
   weave::detail::TaskBase* self = LoopAccess::require_fiber("weave::use_fiber");
   LoopAccess::checkpoint(self);
   using Ex = decltype(executor_of(init));

@@ -248,16 +248,19 @@ result_t<Ts...> take_result(State<Ts...>& s) {
 
 /// The error_code form: an error code from the callback (or a broken promise) goes into `ec`
 /// instead of being thrown; the values are returned as the callback gave them (value-initialised
-/// when the callback never came).
+/// when the callback never came; a result that cannot be value-initialised makes a broken
+/// promise throw after all).
 template <class E, class... Ts>
 result_t<Ts...> take_result(State<Ts...>& s, E& ec) {
   using R = result_t<Ts...>;
   ec = E();
   if (s.error_into(ec)) {
-    if constexpr (!std::is_void_v<R>)
+    if constexpr (std::is_void_v<R>)
+      return;
+    else if constexpr (std::is_default_constructible_v<R>)
       return R{};
     else
-      return;
+      s.rethrow_if_failed();  // no value to return (an Asio socket, say): the error is thrown
   }
   using S = Shape<Ts...>;
   auto& args = s.args();
