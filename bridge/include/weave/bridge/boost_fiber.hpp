@@ -28,18 +28,18 @@ namespace weave::bridge {
 /// A checkpoint. A cancelled waiter throws Cancelled at once; the executor thread keeps
 /// waiting for the future, and its value is dropped.
 /// @par Errors
-/// What the future holds; boost::fibers::future_error(no_state) for an invalid future;
-/// std::logic_error outside a fiber.
+/// What the future holds; boost::fibers::future_uninitialized (a future_error) for an invalid
+/// future; std::logic_error outside a fiber.
 template <class T>
 T await(boost::fibers::future<T> f) {
-  if (!f.valid()) throw boost::fibers::future_error(boost::fibers::future_errc::no_state);
+  if (!f.valid()) throw boost::fibers::future_uninitialized();
   return run_in_executor(default_executor(), [f = std::move(f)]() mutable { return f.get(); });
 }
 
 /// The same for a boost::fibers::shared_future; the value is copied.
 template <class T>
 T await(boost::fibers::shared_future<T> f) {
-  if (!f.valid()) throw boost::fibers::future_error(boost::fibers::future_errc::no_state);
+  if (!f.valid()) throw boost::fibers::future_uninitialized();
   return run_in_executor(default_executor(), [f = std::move(f)]() mutable -> T { return f.get(); });
 }
 
