@@ -67,6 +67,11 @@ struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
     if (!loop.run_nowait(check_io)) stop_requested = true;
     if (std::exchange(missed_io, false)) post_turn(true);
     schedule();
+    // A run of the driver (run, run_until_complete) reached its goal: end io.run() there.
+    if (goal && !stopped_io && (stop_requested || goal(goal_arg))) {
+      stopped_io = true;
+      io.stop();
+    }
   }
 
   // After a turn: run the next one soon if work is ready, else wake up for the next timer (the
@@ -109,6 +114,10 @@ struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
   bool missed_io = false;
   bool stop_requested = false;
   bool detached = false;
+  // While the driver runs the io_context (drive): its goal, and whether it stopped io.run().
+  bool (*goal)(void*) = nullptr;
+  void* goal_arg = nullptr;
+  bool stopped_io = false;
 };
 
 AsioDriver::AsioDriver(boost::asio::io_context& io, Loop& loop)
@@ -151,14 +160,39 @@ void AsioDriver::request_turn() noexcept {
   }
 }
 
+void AsioDriver::run_turn_now() noexcept {
+  try {
+    core_->turn(false);
+  } catch (...) {
+    // run_nowait throws only on misuse (another loop running on this thread); fall back to a
+    // posted turn, which reports nothing either but keeps the fiber from being stranded.
+    request_turn();
+  }
+}
+
 boost::asio::io_context& AsioDriver::context() const noexcept { return core_->io; }
 
 void AsioDriver::drive(bool (*done)(void*), void* arg) {
-  core_->stop_requested = false;
-  core_->post_turn(true);
-  while (!done(arg) && !core_->stop_requested) {
-    if (core_->io.run_one() == 0) return;  // the io_context was stopped
-  }
+  Core& c = *core_;
+  if (done(arg)) return;
+  c.stop_requested = false;
+  c.stopped_io = false;
+  c.goal = done;
+  c.goal_arg = arg;
+  struct Reset {
+    Core& c;
+    ~Reset() {
+      c.goal = nullptr;
+      // Only a stop of our own is undone; one from the application stays, as it asked.
+      if (c.stopped_io) c.io.restart();
+      c.stopped_io = false;
+    }
+  } reset{c};
+  c.post_turn(true);
+  // io.run() rather than a loop of run_one(): Asio keeps its per-thread state (the recycled
+  // handler memory, the private queue) for the whole run, not one handler. A turn that reaches
+  // the goal stops the io_context; an io.stop() from the application ends the run as well.
+  c.io.run();
 }
 
 void AsioDriver::run() {

@@ -155,7 +155,7 @@ void StateBase::resume_waiter() noexcept {
   LoopAccess::wake(*loop_, waiter_);
   // From an outer loop's callback (an Asio handler) while the weave loop is not running: tell
   // the outer loop that a turn is due.
-  Embedder::notify(*loop_);
+  Embedder::notify(*loop_, top_level_);
 }
 
 void StateBase::wait(weave::detail::TaskBase* self, SourceLocation where) {

@@ -30,9 +30,14 @@ Embedder* Embedder::of(const Loop& loop) noexcept {
   return nullptr;
 }
 
-void Embedder::notify(Loop& loop) noexcept {
+void Embedder::notify(Loop& loop, bool top_level) noexcept {
   if (loop.is_running()) return;  // the running turn (or the next one) picks the work up
-  if (Embedder* e = of(loop)) e->request_turn();
+  if (Embedder* e = of(loop)) {
+    if (top_level)
+      e->run_turn_now();
+    else
+      e->request_turn();
+  }
 }
 
 }  // namespace weave::bridge

@@ -87,6 +87,8 @@ class AsioDriver final : public bridge::Embedder {
   /// Asks for a turn of the loop soon (posted to the io_context). Bridge completions call it
   /// through Embedder::notify; call it after waking fibers from an Asio handler by other means.
   void request_turn() noexcept override;
+  /// Runs a turn at once (use_fiber's handlers do, from the top of an Asio handler).
+  void run_turn_now() noexcept override;
 
   boost::asio::io_context& context() const noexcept;
 

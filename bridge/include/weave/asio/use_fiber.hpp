@@ -110,7 +110,10 @@ template <class Executor, class... Ts>
 class OpState final : public bridge::detail::State<Ts...> {
  public:
   OpState(Loop& loop, Executor ex)
-      : bridge::detail::State<Ts...>(loop, &on_cancel), ex_(std::move(ex)) {}
+      : bridge::detail::State<Ts...>(loop, &on_cancel), ex_(std::move(ex)) {
+    // Asio calls handlers only from the top of its run loop, never inside an initiating call.
+    this->set_top_level_completion();
+  }
   boost::asio::cancellation_signal signal;
 
  private:
@@ -131,7 +134,9 @@ class OpState final : public bridge::detail::State<Ts...> {
 template <class... Ts>
 class OpState<void, Ts...> final : public bridge::detail::State<Ts...> {
  public:
-  explicit OpState(Loop& loop) : bridge::detail::State<Ts...>(loop, &on_cancel) {}
+  explicit OpState(Loop& loop) : bridge::detail::State<Ts...>(loop, &on_cancel) {
+    this->set_top_level_completion();
+  }
   boost::asio::cancellation_signal signal;
 
  private:

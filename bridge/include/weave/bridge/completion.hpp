@@ -176,6 +176,11 @@ class StateBase : public weave::detail::Runnable {
   StateBase(Loop& loop, void (*on_cancel)(StateBase*) = nullptr);
   ~StateBase();
 
+  /// Completions through this state come from the top of an outer loop's callback (an Asio
+  /// handler), so an embedded loop may run its turn right there (Embedder::run_turn_now)
+  /// instead of posting one: one handler per operation instead of two.
+  void set_top_level_completion() noexcept { top_level_ = true; }
+
  private:
   [[noreturn]] static void called_twice();
   static void on_posted(weave::detail::Runnable* r, bool run);
@@ -195,6 +200,7 @@ class StateBase : public weave::detail::Runnable {
   weave::detail::TaskBase* waiter_ = nullptr;
   bool waiting_ = false;       // the waiter is parked in wait(): a wake-up is for it
   bool cancel_asked_ = false;  // on_cancel_ was called
+  bool top_level_ = false;     // see set_top_level_completion()
 };
 
 template <class... Ts>

@@ -33,11 +33,17 @@ class Embedder {
   /// Asks the outer loop to run a turn of the weave loop soon (it must not run the turn inside
   /// this call: the caller may be deep inside a callback of some library).
   virtual void request_turn() noexcept = 0;
+  /// Runs a turn of the weave loop now, inside this call. Only for callers that know they run
+  /// at the top of one of the outer loop's own callbacks (an Asio handler, which Asio never
+  /// calls from inside another operation), where a turn is as safe as anywhere. The default
+  /// asks for a turn instead.
+  virtual void run_turn_now() noexcept { request_turn(); }
 
   /// If `loop` is embedded and not running, asks its embedder for a turn; otherwise does
   /// nothing. Bridge completions call it; call it yourself after waking fibers from an outer
   /// loop's callback by other means (setting a weave::Event in an Asio handler, say).
-  static void notify(Loop& loop) noexcept;
+  /// `top_level`: the caller is at the top of an outer loop's callback (see run_turn_now).
+  static void notify(Loop& loop, bool top_level = false) noexcept;
   /// The embedder registered for `loop` on this thread, or nullptr.
   static Embedder* of(const Loop& loop) noexcept;
 
