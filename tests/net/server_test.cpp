@@ -367,7 +367,9 @@ TEST(OpenConnection, IsACancellationCheckpointAndLeavesNothingOpen) {
     EXPECT_TRUE(timed_out);
   });
   loop.run_until_complete(t);
-  EXPECT_EQ(weave_test::open_fd_count(), before);
+  // At most as many: the resolver of the test before may still close an fd of its own on the
+  // executor's thread meanwhile (glibc's), which is not ours to count.
+  EXPECT_LE(weave_test::open_fd_count(), before);
 }
 
 TEST(OpenConnection, UnknownHostIsAResolverError) {
