@@ -44,6 +44,11 @@ stop "cpu_starve: a fiber that computes without yielding stops a heartbeat fiber
   cpu_starve
 stop "blocking_call: a blocking call in a fiber stops every fiber; weave::to_thread does not" \
   blocking_call
+# The bridge: callback code moved to fibers one call site at a time (docs/migration.md).
+stop "three_stages: one callback library called with nested callbacks, as sequential fiber code, with a timeout, and from callback code" \
+  bridge/three_stages
+stop "asio_client_fibers: an Asio TCP client as fiber code (weave::use_fiber), beside a callback-style Asio server" \
+  bridge/asio_client_fibers
 
 printf '\n%sThe tour is over: %d stops. Their sources are in docs/examples/.%s\n' \
   "$bold" "$stops" "$plain"
