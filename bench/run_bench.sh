@@ -278,3 +278,39 @@ if thp:
     print(f"  ... with the heap on huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1): median "
           f"{statistics.median(thp):.1f} ms [{min(thp):.1f} - {max(thp):.1f}]")
 EOF2
+
+# ---- The bridge (issue 4): bridge::call and use_fiber beside hand-written callbacks and Asio ----
+python3 - "$out/bench.json" <<'EOF3'
+import json, sys
+to_ns = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+real, cpu = {}, {}
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        real[b["run_name"]] = b["real_time"] * to_ns[b["time_unit"]]
+        cpu[b["run_name"]] = b["cpu_time"] * to_ns[b["time_unit"]]
+if not any(n.startswith("BM_BridgeCall") for n in real):
+    sys.exit(0)
+print()
+print("== The bridge (medians; 'cpu' is the benchmark thread's CPU time) ==")
+def row(label, a, b, kind, target, test):
+    if a not in real or b not in real:
+        return
+    for col, d in (("real", real), ("cpu", cpu)):
+        v = d[a] - d[b] if kind == "diff" else d[a] / d[b]
+        shown = f"{v:8.1f} ns" if kind == "diff" else f"{v:8.2f}x "
+        print(f"  {label:<52} {col:>4} {shown}  target {target:<10} met: {'yes' if test(v) else 'NO'}")
+row("bridge::call, sync completion: added per call", "BM_BridgeCall/weave/sync",
+    "BM_BridgeCall/raw_callback/sync", "diff", "< 100 ns", lambda v: v < 100)
+row("bridge::call, call_soon completion: added per call", "BM_BridgeCall/weave/call_soon",
+    "BM_BridgeCall/raw_callback/call_soon", "diff", "< 100 ns", lambda v: v < 100)
+row("Asio timer: use_fiber / Asio callback", "BM_AsioTimer/use_fiber",
+    "BM_AsioTimer/asio_callback", "ratio", "<= 1.5", lambda v: v <= 1.5)
+row("Asio timer: use_fiber / asio::spawn", "BM_AsioTimer/use_fiber",
+    "BM_AsioTimer/asio_spawn", "ratio", "< 1", lambda v: v < 1)
+row("Asio post: use_fiber / Asio callback", "BM_AsioPost/use_fiber",
+    "BM_AsioPost/asio_callback", "ratio", "<= 1.5", lambda v: v <= 1.5)
+row("Asio post: use_fiber / asio::spawn", "BM_AsioPost/use_fiber",
+    "BM_AsioPost/asio_spawn", "ratio", "< 1", lambda v: v < 1)
+if "BM_BridgeForeignThread/weave" in real:
+    print(f"  {'completion from another thread, round trip':<52} real {real['BM_BridgeForeignThread/weave']:8.1f} ns")
+EOF3
