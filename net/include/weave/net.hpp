@@ -4,7 +4,9 @@
 
 #include "weave/net/address.hpp"
 #include "weave/net/dns.hpp"
+#include "weave/net/protocol.hpp"
 #include "weave/net/server.hpp"
+#include "weave/net/signals.hpp"
 #include "weave/net/socket.hpp"
 #include "weave/net/stream.hpp"
 #include "weave/net/udp.hpp"
