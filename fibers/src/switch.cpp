@@ -49,6 +49,10 @@ void* eh_globals_of_this_thread() noexcept { return abi::__cxa_get_globals(); }
 
 namespace {
 
+// The largest stack a fiber may ask for: a sane bound that also fits the 32-bit sizes a task
+// keeps (detail::StackSlot, TaskBase::stack_request).
+constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
+
 inline void save_eh(void* globals, SwitchContext* c) noexcept {
   auto* g = static_cast<detail::EhGlobals*>(globals);
   c->eh_caught = g->caught;
@@ -257,10 +261,14 @@ bool Loop::cancel_task(TaskBase* t) noexcept {
 
 void Loop::start(TaskBase* t, SpawnOptions&& options) {
   if (closed_) throw std::logic_error("weave: spawn on a closed loop");
+  const std::size_t stack = options.stack_size ? options.stack_size : default_stack_size_;
+  if (stack > kMaxStackSize)
+    throw std::invalid_argument("weave: spawn: a stack size of " + std::to_string(stack) +
+                                " bytes is more than the 1 GiB weave allows");
   t->loop = this;
   t->id = next_task_id_++;
   t->name = std::move(options.name);
-  t->stack_request = options.stack_size ? options.stack_size : default_stack_size_;
+  t->stack_request = static_cast<std::uint32_t>(stack);
   tasks_.push_back(static_cast<detail::Hook<detail::AllTasksTag>*>(t));
   ++live_fibers_;
   TaskBase* parent = current_;

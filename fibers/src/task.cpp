@@ -183,7 +183,7 @@ void rethrow_outcome(TaskBase* t) {
 }
 
 std::string display_name(const TaskBase* t) {
-  return t->name.empty() ? "task-" + std::to_string(t->id) : t->name;
+  return t->name.empty() ? "task-" + std::to_string(t->id) : t->name.str();
 }
 
 }  // namespace detail

@@ -560,3 +560,38 @@ TEST(TaskSpawn, LiveFibersCountsStartedFibersUntilTheyFinish) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TaskSpawn, AnAbsurdStackSizeIsRefusedAndTheCapturesAreReleased) {
+  weave::Loop loop;
+  auto token = std::make_shared<int>(7);
+  std::weak_ptr<int> alive = token;
+  weave::SpawnOptions options;
+  options.stack_size = std::size_t{8} << 30;  // 8 GiB
+  EXPECT_THROW(loop.spawn(options, [t = std::move(token)] { return *t; }), std::invalid_argument);
+  EXPECT_TRUE(alive.expired());  // the task that was never started freed its function
+  EXPECT_EQ(loop.live_fibers(), 0u);
+  // The loop is fine afterwards.
+  EXPECT_EQ(loop.run_until_complete(loop.spawn([] { return 1; })), 1);
+}
+
+TEST(TaskSpawn, TheFunctionIsDestroyedWhenTheTaskEndsNotWhenTheHandleGoes) {
+  weave::Loop loop;
+  auto token = std::make_shared<int>(1);
+  std::weak_ptr<int> alive = token;
+  auto t = loop.spawn([t = std::move(token)] { return *t + 1; });
+  EXPECT_FALSE(alive.expired());
+  EXPECT_EQ(loop.run_until_complete(t), 2);
+  EXPECT_TRUE(alive.expired());  // t still holds the task, not the captures
+  // And for a task cancelled before it ever ran.
+  auto token2 = std::make_shared<int>(2);
+  std::weak_ptr<int> alive2 = token2;
+  auto c = loop.spawn([t = std::move(token2)] { return *t; });
+  c.cancel();
+  loop.run();
+  EXPECT_TRUE(c.cancelled());
+  EXPECT_TRUE(alive2.expired());
+}
+
+}  // namespace

@@ -105,13 +105,14 @@ struct TaskResult<void> : TaskBase {};
 
 template <class T, class Fn>
 struct TaskImpl final : TaskResult<T> {
-  explicit TaskImpl(Fn&& f) : fn(std::move(f)) {}
+  explicit TaskImpl(Fn&& f) : fn(std::move(f)) { this->body_alive = true; }
+  ~TaskImpl() override { destroy_fn(); }
   void run_body() noexcept override {
     try {
       if constexpr (std::is_void_v<T>) {
-        (*fn)();
+        fn();
       } else {
-        this->value.emplace((*fn)());
+        this->value.emplace(fn());
       }
       this->outcome = Outcome::Value;
     } catch (const Cancelled&) {
@@ -122,10 +123,19 @@ struct TaskImpl final : TaskResult<T> {
     }
     // The function's captures are released on the fiber, as soon as it ends, not when the last
     // handle goes.
-    fn.reset();
+    destroy_fn();
   }
-  void discard_body() noexcept override { fn.reset(); }
-  std::optional<Fn> fn;
+  void discard_body() noexcept override { destroy_fn(); }
+  void destroy_fn() noexcept {
+    if (!this->body_alive) return;
+    this->body_alive = false;
+    fn.~Fn();
+  }
+  // Not a std::optional: its flag would round the task up by 8 bytes; TaskBase::body_alive,
+  // in padding, says whether `fn` is alive.
+  union {
+    Fn fn;
+  };
 };
 
 // Rethrows a done task's exception or cancellation.
@@ -171,10 +181,16 @@ template <class F, class... Args>
 auto Loop::spawn(SpawnOptions options, F&& fn, Args&&... args) {
   using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
   // The function and its arguments are decay-copied, like std::thread does.
-  auto bound = [f = std::forward<F>(fn),
-                tup = std::make_tuple(std::forward<Args>(args)...)]() mutable -> R {
-    return std::apply(f, std::move(tup));
-  };
+  auto bound = [&] {
+    if constexpr (sizeof...(Args) == 0)
+      // No empty tuple beside the function: it would add 8 bytes to every task.
+      return [f = std::forward<F>(fn)]() mutable -> R { return f(); };
+    else
+      return [f = std::forward<F>(fn),
+              tup = std::make_tuple(std::forward<Args>(args)...)]() mutable -> R {
+        return std::apply(f, std::move(tup));
+      };
+  }();
   auto* t = new detail::TaskImpl<R, decltype(bound)>(std::move(bound));
   Task<R> handle(t);  // refs: 1 for the fiber until it finishes, 1 for the handle
   try {

@@ -2,14 +2,16 @@
 // Fiber stacks: carved from large mmap'ed slabs, lazily committed, pooled per loop.
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace weave::detail {
 
 struct StackSlot {
-  char* base = nullptr;        // lowest address of the slot, guard page included
-  std::size_t size = 0;        // usable bytes above the guard page
-  std::size_t class_size = 0;  // the pool's size class (usable + guard)
+  char* base = nullptr;  // lowest address of the slot, guard page included
+  // 32 bits: a slot is part of every task (acquire() refuses stacks of 4 GiB and more).
+  std::uint32_t size = 0;        // usable bytes above the guard page
+  std::uint32_t class_size = 0;  // the pool's size class (usable + guard)
   bool guarded = false;
   bool warm = false;                                                    // may hold committed pages
   char* bottom() const noexcept { return base + (class_size - size); }  // lowest usable byte

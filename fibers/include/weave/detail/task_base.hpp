@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "weave/detail/intrusive_list.hpp"
@@ -52,6 +53,27 @@ struct ScopeNode : TimerNode {
 enum class TaskState : std::uint8_t { Created, Ready, Running, Suspended, Finished, Abandoned };
 enum class Outcome : std::uint8_t { Pending, Value, Error, Cancelled };
 
+// A task's name. One pointer, since most tasks have none: a std::string member would add 32
+// bytes to every task (a million tasks alive at once are a million of them).
+class TaskName {
+ public:
+  bool empty() const noexcept { return !s_; }
+  const char* c_str() const noexcept { return s_ ? s_->c_str() : ""; }
+  std::string str() const { return s_ ? *s_ : std::string(); }
+  TaskName& operator=(std::string n) {
+    if (n.empty())
+      s_.reset();
+    else if (s_)
+      *s_ = std::move(n);
+    else
+      s_ = std::make_unique<std::string>(std::move(n));
+    return *this;
+  }
+
+ private:
+  std::unique_ptr<std::string> s_;
+};
+
 // The bases let the switch code, the timer heap and the wait queues get back to the task from
 // the part they hold, with a static_cast.
 class TaskBase : public Runnable,
@@ -79,7 +101,6 @@ class TaskBase : public Runnable,
 
   Loop* loop = nullptr;
   StackSlot stack;
-  std::size_t stack_request = 0;
   std::uint64_t id = 0;
   std::uint32_t refs = 1;  // Task handles, plus one while the fiber has not finished
   TaskState state = TaskState::Created;
@@ -87,11 +108,13 @@ class TaskBase : public Runnable,
   bool cancel_requested = false;  // cancel() called and not yet delivered as Cancelled
   bool woken_by_cancel = false;   // the last wake-up came from cancel(), not from the waitee
   bool exception_retrieved = false;
+  bool body_alive = false;             // the function (in TaskImpl) is constructed
   std::uint32_t shield_depth = 0;      // shielding scopes on `scopes`: hide cancel()
   std::uint32_t triggered_scopes = 0;  // scopes on `scopes` whose cancel_called is set
+  std::uint32_t stack_request = 0;     // usable stack bytes wanted (Loop::start checks the range)
   ScopeNode* scopes = nullptr;         // the innermost cancel scope the fiber is in
   std::exception_ptr error;
-  std::string name;       // empty: shown as "task-<id>"
+  TaskName name;          // empty: shown as "task-<id>"
   SourceLocation where;   // the last suspension point
   IntrusiveList waiters;  // fibers blocked in join()/get() on this task
   RunQueue done_callbacks;
