@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -97,15 +98,19 @@ TEST(Dns, ErrorsAreInTheResolversCategory) {
 
 TEST(Dns, ALookupIsCancellable) {
   weave::Loop loop;
-  // Occupy every thread of the default executor, so the lookup cannot even start.
-  std::mutex m;
-  std::condition_variable cv;
-  bool release = false;
+  // Occupy every thread of the default executor, so the lookup cannot even start. The gate
+  // is shared with the jobs: they may still be waking up after the test returns.
+  struct Gate {
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+  };
+  auto gate = std::make_shared<Gate>();
   auto& pool = weave::default_executor();
   for (std::size_t i = 0; i < pool.size(); ++i)
-    pool.submit([&] {
-      std::unique_lock lock(m);
-      cv.wait(lock, [&] { return release; });
+    pool.submit([gate] {
+      std::unique_lock lock(gate->m);
+      gate->cv.wait(lock, [&] { return gate->open; });
     });
   auto t = loop.spawn([] {
     return weave::move_on_after(20ms, [] { return weave::net::getaddrinfo("localhost", "80"); });
@@ -113,10 +118,10 @@ TEST(Dns, ALookupIsCancellable) {
   auto result = loop.run_until_complete(t);
   EXPECT_FALSE(result.has_value());  // gave up; the loop was not blocked
   {
-    std::lock_guard lock(m);
-    release = true;
+    std::lock_guard lock(gate->m);
+    gate->open = true;
   }
-  cv.notify_all();
+  gate->cv.notify_all();
 }
 
 TEST(Dns, OutsideAFiberItResolvesInPlaceUnlessALoopRuns) {
