@@ -220,6 +220,38 @@ TEST_F(CompletionContract, AnOutcomeThatArrivedBeforeTheFiberRanWinsOverACancell
   EXPECT_TRUE(cancelled_later) << "the value was returned, then the cancellation delivered";
 }
 
+struct TokenError : std::exception {
+  explicit TokenError(std::shared_ptr<int> t) : token(std::move(t)) {}
+  std::shared_ptr<int> token;
+};
+
+TEST_F(CompletionContract, EveryArgumentIsReleasedWhateverHappensToTheWait) {
+  auto token = std::make_shared<int>(0);
+  using Done = bridge::Completion<void(std::shared_ptr<int>)>;
+  using ErrorDone = bridge::Completion<void(std::exception_ptr, int)>;
+  Done late;
+  auto taken = loop.spawn(
+      [&] { return bridge::call<void(std::shared_ptr<int>)>([&](Done d) { d(token); }); });
+  auto cancelled = loop.spawn(
+      [&] { bridge::call<void(std::shared_ptr<int>)>([&](Done d) { late = std::move(d); }); });
+  // An error argument is rethrown from the state, not moved out of it: the state must
+  // release it itself.
+  auto failed = loop.spawn([&] {
+    bridge::call<void(std::exception_ptr, int)>(
+        [&](ErrorDone d) { d(std::make_exception_ptr(TokenError(token)), 0); });
+  });
+  settle();
+  cancelled.cancel();
+  drive();
+  EXPECT_EQ(weave_test::result(taken), token);
+  EXPECT_THROW(failed.get(), TokenError);
+  taken = {};
+  failed = {};
+  late(token);  // a late call: stored nowhere, released at once
+  late = {};
+  EXPECT_EQ(token.use_count(), 1) << "a completion state kept (or leaked) an argument";
+}
+
 // ---- Dropped handles ---------------------------------------------------------------------------
 
 TEST_F(CompletionContract, ADroppedHandleBreaksThePromiseInsteadOfHanging) {

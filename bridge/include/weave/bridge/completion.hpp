@@ -174,7 +174,9 @@ class StateBase : public weave::detail::Runnable {
   /// operation to stop, and the waiter keeps waiting for the outcome (Asio's per-operation
   /// cancellation: the operation may be using buffers in the fiber's frame).
   StateBase(Loop& loop, void (*on_cancel)(StateBase*) = nullptr);
-  ~StateBase();
+  // Virtual: release() deletes through this base, and the typed state owns the outcome (and,
+  // for Asio, the cancellation signal); the sized operator delete then gets the real size too.
+  virtual ~StateBase();
 
   /// Completions through this state come from the top of an outer loop's callback (an Asio
   /// handler), so an embedded loop may run its turn right there (Embedder::run_turn_now)
