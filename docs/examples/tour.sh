@@ -49,6 +49,11 @@ stop "three_stages: one callback library called with nested callbacks, as sequen
   bridge/three_stages
 stop "asio_client_fibers: an Asio TCP client as fiber code (weave::use_fiber), beside a callback-style Asio server" \
   bridge/asio_client_fibers
+# Networking: fibers serving and calling connections on the loop's reactor (docs/net.md).
+stop "echo_client: a fiber echo server on a free local port, and 100 fiber clients talking to it at once" \
+  net/echo_client
+stop "chat_server: a line-based chat room, three scripted clients joining, talking and leaving" \
+  net/chat_server --demo
 
 printf '\n%sThe tour is over: %d stops. Their sources are in docs/examples/.%s\n' \
   "$bold" "$stops" "$plain"
