@@ -4,6 +4,7 @@
 
 #include "weave/net/address.hpp"
 #include "weave/net/dns.hpp"
+#include "weave/net/process.hpp"
 #include "weave/net/protocol.hpp"
 #include "weave/net/server.hpp"
 #include "weave/net/signals.hpp"
