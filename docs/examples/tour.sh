@@ -54,6 +54,8 @@ stop "echo_client: a fiber echo server on a free local port, and 100 fiber clien
   net/echo_client
 stop "chat_server: a line-based chat room, three scripted clients joining, talking and leaving" \
   net/chat_server --demo
+stop "subprocess_tee: tee fed through a pipe, its output logged by another fiber, then terminated" \
+  net/subprocess_tee
 
 printf '\n%sThe tour is over: %d stops. Their sources are in docs/examples/.%s\n' \
   "$bold" "$stops" "$plain"

@@ -40,11 +40,11 @@ struct ProcessOptions {
   Stdio stdout_ = Stdio::inherit;
   Stdio stderr_ = Stdio::inherit;
   /// The child's whole environment, as "NAME=value" strings; unset: the parent's.
-  std::optional<std::vector<std::string>> env;
+  std::optional<std::vector<std::string>> env{};
   /// The child's working directory; empty: the parent's.
-  std::string cwd;
+  std::string cwd{};
   /// Options of the pipe Streams (limit, buffer sizes, water marks).
-  StreamOptions stream_options;
+  StreamOptions stream_options{};
 };
 
 /// A child process started by exec() (asyncio's asyncio.subprocess.Process).
