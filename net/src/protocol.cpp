@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -38,6 +39,21 @@ char* read_buffer() {
 
 std::exception_ptr errno_error(int e, const char* what) {
   return std::make_exception_ptr(std::system_error(e, std::generic_category(), what));
+}
+
+const char* errno_name(int e) noexcept {
+  switch (e) {
+    case EMFILE:
+      return "EMFILE";
+    case ENFILE:
+      return "ENFILE";
+    case ENOBUFS:
+      return "ENOBUFS";
+    case ENOMEM:
+      return "ENOMEM";
+    default:
+      return "errno";
+  }
 }
 
 bool is_tcp(int family) noexcept { return family == AF_INET || family == AF_INET6; }
@@ -156,10 +172,13 @@ void ProtocolServerState::on_accept(std::size_t index) {
         // Stop listening for readability (the pending connection would report it on every
         // turn: a busy loop) until a timer, or until one of our connections closes.
         if (!backoff_reported) {
+          // Reported as text only: with no fd to spare, the less this path does the better.
           backoff_reported = true;
           loop->call_exception_handler(
-              {"weave::net::ProtocolServer: accept() is out of file descriptors; pausing",
-               errno_error(error, "weave::net: accept"),
+              {std::string("weave::net::ProtocolServer: accept() failed: ") + std::strerror(error) +
+                   " (" + errno_name(error) +
+                   "); not accepting until a connection closes or a back-off timer fires",
+               nullptr,
                {}});
         }
         backoff = backoff.count() == 0 ? options.accept_backoff

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -282,6 +283,10 @@ TEST(Transport, WaterMarksPauseAndResumeTheProtocol) {
     Sender(std::vector<std::string>* l, const std::string* p) : Recorder(l), payload(p) {}
     void connection_made(net::Transport& tr) override {
       Recorder::connection_made(tr);
+      // A small kernel buffer, so that the write cannot all go at once however loopback
+      // is tuned.
+      int sndbuf = 32 * 1024;
+      ::setsockopt(tr.fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
       tr.set_write_buffer_limits(64 * 1024, 16 * 1024);
       EXPECT_EQ(tr.get_write_buffer_limits(), (std::pair<std::size_t, std::size_t>{16384, 65536}));
       tr.write(*payload);
@@ -758,37 +763,53 @@ TEST(ProtocolServer, ManyConnectionsLeaveNoFdBehind) {
 // With the fd limit lowered, accept() fails with EMFILE: the server must stop polling the
 // listener (no busy loop), report it once, and accept the waiting connections once its own
 // connections close. Run in a child process so the limit does not touch the other tests.
+//
+// Under UBSan, the first virtual call on each dynamic type is checked with the help of a pipe,
+// which cannot be made while the process is out of fds; so the child does everything in one
+// fiber and makes one whole connection before lowering the limit, and no type is met for the
+// first time while fds are short.
 TEST(ProtocolServer, OutOfFdsBacksOffWithoutSpinningAndRecovers) {
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     int code = 0;
-    auto check = [&](bool ok, int bit) {
-      if (!ok) code |= bit;
-    };
     {
       weave::Loop loop;
       int reports = 0;
-      loop.set_exception_handler([&](const weave::ErrorContext&) { ++reports; });
+      loop.set_exception_handler([&](const weave::ErrorContext& c) {
+        if (c.message.find("EMFILE") != std::string::npos) ++reports;
+      });
       auto server = echo_server(loop);
-      const int kClients = 8;
-      rlimit lim{};
-      ::getrlimit(RLIMIT_NOFILE, &lim);
-      // Room for the clients' own sockets and 3 accepted ones.
-      lim.rlim_cur = static_cast<rlim_t>(open_fds() + kClients + 3);
-      ::setrlimit(RLIMIT_NOFILE, &lim);
-      std::vector<int> clients;
-      for (int i = 0; i < kClients; ++i) {
-        int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(server.port());
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (c < 0 || ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(100);
-        clients.push_back(c);
-      }
-      // Let the server hit the limit, then watch the CPU it uses while it waits.
-      auto idle = loop.spawn([&] {
+      auto body = loop.spawn([&] {
+        auto check = [&](bool ok, int bit) {
+          if (!ok) code |= bit;
+        };
+        {
+          net::Stream s = net::open_connection("127.0.0.1", server.port());
+          s.write("x");
+          s.read(1);
+          s.shutdown_write();
+          s.read(1);
+        }
+        while (server.connection_count() > 0) weave::this_fiber::sleep_for(1ms);
+        const std::size_t kClients = 8;
+        rlimit lim{};
+        ::getrlimit(RLIMIT_NOFILE, &lim);
+        // Room for the clients' own sockets and 3 accepted ones.
+        lim.rlim_cur = static_cast<rlim_t>(open_fds() + kClients + 3);
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+        std::vector<int> clients;
+        for (std::size_t i = 0; i < kClients; ++i) {
+          // Blocking connects: the kernel completes them into the listener's backlog.
+          int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          sockaddr_in a{};
+          a.sin_family = AF_INET;
+          a.sin_port = htons(server.port());
+          a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          if (c < 0 || ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(100);
+          clients.push_back(c);
+        }
+        // Let the server hit the limit, then measure the CPU it uses while it waits.
         weave::this_fiber::sleep_for(20ms);
         rusage r0{}, r1{};
         ::getrusage(RUSAGE_SELF, &r0);
@@ -800,31 +821,29 @@ TEST(ProtocolServer, OutOfFdsBacksOffWithoutSpinningAndRecovers) {
                    std::chrono::microseconds(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
                    std::chrono::seconds(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
                    std::chrono::microseconds(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
-        return std::chrono::duration<double>(cpu) / std::chrono::duration<double>(wall);
-      });
-      double cpu_share = loop.run_until_complete(idle);
-      check(cpu_share < 0.3, 1);
-      check(server.accepted_count() < static_cast<std::size_t>(kClients), 2);
-      check(reports >= 1, 4);
-      // Free fds: the accepted connections see EOF and close, and the rest get accepted.
-      for (int i = 0; i < kClients; ++i) ::shutdown(clients[static_cast<std::size_t>(i)], SHUT_WR);
-      auto wait_all = loop.spawn([&] {
-        for (int i = 0; i < 2000 && server.accepted_count() < static_cast<std::size_t>(kClients);
-             ++i)
+        double cpu_share = std::chrono::duration<double>(cpu) / std::chrono::duration<double>(wall);
+        check(cpu_share < 0.3, 1);
+        check(server.accepted_count() < kClients + 1, 2);
+        check(reports >= 1, 4);
+        // Free fds: the accepted connections see EOF and close, and the rest get accepted.
+        for (int c : clients) ::shutdown(c, SHUT_WR);
+        for (int i = 0; i < 2000 && server.accepted_count() < kClients + 1; ++i)
           weave::this_fiber::sleep_for(1ms);
+        check(server.accepted_count() == kClients + 1, 8);
+        for (int c : clients) ::close(c);
+        server.close();
+        server.close_clients();
+        server.wait_closed();
       });
-      loop.run_until_complete(wait_all);
-      check(server.accepted_count() == static_cast<std::size_t>(kClients), 8);
-      for (int c : clients) ::close(c);
-      shut(loop, server);
+      loop.run_until_complete(body);
     }
     _exit(code);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "bits: 1 spinning, 2 accepted all at once, 4 reports, "
-                                       "8 did not recover, 100 setup";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "bits: 1 spinning, 2 accepted all at once, 4 no EMFILE "
+                                       "report, 8 did not recover, 100 setup";
 }
 
 }  // namespace
