@@ -19,6 +19,14 @@
 #include "weave/task.hpp"
 #include "weave/this_fiber.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#define WEAVE_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEAVE_TEST_TSAN 1
+#endif
+#endif
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -94,8 +102,22 @@ TEST(AwaitStdFuture, OutsideAFiberIsALogicError) {
 }
 
 // ---- Boost.Fiber ----------------------------------------------------------------------------
+//
+// Not under TSan: Debian's libboost_fiber.so is not built with TSan, so the locks inside a
+// Boost.Fiber future (its mutex and its scheduler's wake-ups live in the library) are invisible
+// to it, and every hand-over between a Boost.Fiber thread and the thread waiting on the future
+// is reported as a race. These tests run in the plain and ASan builds.
 
-TEST(AwaitBoostFiberFuture, AFutureFulfilledByABoostFiberOnAnotherThread) {
+class AwaitBoostFiberFuture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#if defined(WEAVE_TEST_TSAN)
+    GTEST_SKIP() << "libboost_fiber is not instrumented for TSan";
+#endif
+  }
+};
+
+TEST_F(AwaitBoostFiberFuture, AFutureFulfilledByABoostFiberOnAnotherThread) {
   boost::fibers::promise<int> p;
   boost::fibers::future<int> f = p.get_future();
   // Boost.Fiber's own world: a thread whose fiber sleeps, then fulfils the promise.
@@ -116,7 +138,7 @@ TEST(AwaitBoostFiberFuture, AFutureFulfilledByABoostFiberOnAnotherThread) {
   EXPECT_TRUE(other_ran);
 }
 
-TEST(AwaitBoostFiberFuture, ExceptionsSharedFuturesAndInvalidFutures) {
+TEST_F(AwaitBoostFiberFuture, ExceptionsSharedFuturesAndInvalidFutures) {
   weave::run([] {
     boost::fibers::promise<void> p;
     p.set_exception(std::make_exception_ptr(std::domain_error("d")));

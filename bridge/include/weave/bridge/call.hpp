@@ -176,9 +176,11 @@ decltype(auto) call_and_wait(const char* what, Take&& take, Api&& api, Args&&...
 /// As in the table; std::future_error(broken_promise) if the API destroyed every copy of the
 /// completion without calling it; whatever the API throws (the completion is then abandoned);
 /// std::logic_error outside a fiber.
+// (Deduced return types, not trailing ones: the signature's static_asserts must only fire for
+// the overload that is chosen, never while the other is being considered.)
 template <class Signature = void, class Api, class... Args>
-requires(!detail::is_error_code_v<std::remove_cvref_t<Api>>) auto call(Api&& api, Args&&... args) ->
-    typename detail::SigTraits<typename detail::ChosenSignature<Signature, Api>::type>::result {
+requires(!detail::is_error_code_v<std::remove_cvref_t<Api>>) decltype(auto)
+    call(Api&& api, Args&&... args) {
   using Sig = typename detail::ChosenSignature<Signature, Api>::type;
   return detail::call_and_wait<Sig>(
       "weave::bridge::call", [](auto& s) { return detail::take_result(s); }, std::forward<Api>(api),
@@ -191,8 +193,7 @@ requires(!detail::is_error_code_v<std::remove_cvref_t<Api>>) auto call(Api&& api
 /// the API itself) and Cancelled are still thrown.
 template <class Signature = void, class ErrorCode, class Api, class... Args>
 requires detail::is_error_code_v<ErrorCode>
-auto call(ErrorCode& ec, Api&& api, Args&&... args) ->
-    typename detail::SigTraits<typename detail::ChosenSignature<Signature, Api>::type>::result {
+decltype(auto) call(ErrorCode& ec, Api&& api, Args&&... args) {
   using Sig = typename detail::ChosenSignature<Signature, Api>::type;
   return detail::call_and_wait<Sig>(
       "weave::bridge::call", [&ec](auto& s) { return detail::take_result(s, ec); },

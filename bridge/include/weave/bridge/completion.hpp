@@ -231,6 +231,17 @@ class State : public StateBase {
   std::optional<std::tuple<Ts...>> value_;
 };
 
+// The values after the error slot, as the result: nothing, one value, or a tuple.
+template <class R, std::size_t Skip, class Tuple, std::size_t... I>
+R take_values(Tuple& args, std::index_sequence<I...>) {
+  if constexpr (std::is_void_v<R>)
+    return;
+  else if constexpr (sizeof...(I) == 1)
+    return std::move(std::get<Skip + I>(args)...);
+  else
+    return R(std::move(std::get<Skip + I>(args))...);
+}
+
 /// Turns the arguments of a completed callback into the fiber's result (throwing form).
 template <class... Ts>
 result_t<Ts...> take_result(State<Ts...>& s) {
@@ -243,15 +254,7 @@ result_t<Ts...> take_result(State<Ts...>& s) {
     if (std::get<0>(args)) std::rethrow_exception(std::get<0>(args));
   }
   constexpr std::size_t skip = S::error == ErrorSlot::none ? 0 : 1;
-  return [&]<std::size_t... I>(std::index_sequence<I...>)->result_t<Ts...> {
-    if constexpr (sizeof...(I) == 0)
-      return;
-    else if constexpr (sizeof...(I) == 1)
-      return std::move(std::get<skip + I>(args)...);
-    else
-      return result_t<Ts...>(std::move(std::get<skip + I>(args))...);
-  }
-  (std::make_index_sequence<sizeof...(Ts) - skip>{});
+  return take_values<result_t<Ts...>, skip>(args, std::make_index_sequence<sizeof...(Ts) - skip>{});
 }
 
 /// The error_code form: an error code from the callback (or a broken promise) goes into `ec`
@@ -278,15 +281,7 @@ result_t<Ts...> take_result(State<Ts...>& s, E& ec) {
     if (std::get<0>(args)) std::rethrow_exception(std::get<0>(args));
   }
   constexpr std::size_t skip = S::error == ErrorSlot::none ? 0 : 1;
-  return [&]<std::size_t... I>(std::index_sequence<I...>)->R {
-    if constexpr (sizeof...(I) == 0)
-      return;
-    else if constexpr (sizeof...(I) == 1)
-      return std::move(std::get<skip + I>(args)...);
-    else
-      return R(std::move(std::get<skip + I>(args))...);
-  }
-  (std::make_index_sequence<sizeof...(Ts) - skip>{});
+  return take_values<result_t<Ts...>, skip>(args, std::make_index_sequence<sizeof...(Ts) - skip>{});
 }
 
 // Waits for `s` and releases the waiter's reference on every path out.
