@@ -232,7 +232,7 @@ Transport::Transport(Token, Loop& loop, UniqueFd fd, std::unique_ptr<Protocol> p
     : loop_(&loop), protocol_(std::move(protocol)) {
   server_node_.owner = this;
   watch_ = IoWatch(fd.get(), loop);
-  fd.release();  // the watch owns it from here on
+  fd_ = fd.release();  // the watch owns it from here on
   try {
     sockname_ = SocketAddress::local_of(watch_.fd());
   } catch (const std::system_error&) {
@@ -266,7 +266,7 @@ void Transport::start() {
 void Transport::on_readable() {
   if (!reading_) return;  // paused or closed by an earlier callback of this turn
   char* buf = detail::read_buffer();
-  ssize_t n = ::recv(watch_.fd(), buf, detail::kReadSize, 0);
+  ssize_t n = ::recv(fd_, buf, detail::kReadSize, 0);
   if (n > 0) {
     try {
       protocol_->data_received(std::string_view(buf, static_cast<std::size_t>(n)));
@@ -299,7 +299,7 @@ void Transport::write(std::string_view data) {
   if (lost_ || data.empty()) return;
   if (wpos_ == wbuf_.size()) {
     // Nothing queued: try the kernel at once; most writes end here without copying.
-    ssize_t n = ::send(watch_.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n == static_cast<ssize_t>(data.size())) return;
     if (n < 0) {
       int e = errno;
@@ -325,7 +325,7 @@ void Transport::arm_writer() {
 bool Transport::flush() {
   while (wpos_ < wbuf_.size()) {
     const std::size_t want = wbuf_.size() - wpos_;
-    ssize_t n = ::send(watch_.fd(), wbuf_.data() + wpos_, want, MSG_NOSIGNAL);
+    ssize_t n = ::send(fd_, wbuf_.data() + wpos_, want, MSG_NOSIGNAL);
     if (n < 0) {
       int e = errno;
       if (e == EINTR) continue;
@@ -360,7 +360,7 @@ void Transport::on_writable() {
   if (lost_) return;  // resume_writing() may have aborted
   if (eof_requested_ && !eof_sent_) {
     eof_sent_ = true;
-    ::shutdown(watch_.fd(), SHUT_WR);
+    ::shutdown(fd_, SHUT_WR);
   }
   if (closing_) finish(nullptr);
 }
@@ -382,7 +382,7 @@ void Transport::write_eof() {
   eof_requested_ = true;
   if (get_write_buffer_size() == 0) {
     eof_sent_ = true;
-    ::shutdown(watch_.fd(), SHUT_WR);
+    ::shutdown(fd_, SHUT_WR);
   }
 }
 
@@ -466,6 +466,7 @@ void Transport::finish(std::exception_ptr error) {
   std::string().swap(wbuf_);
   wpos_ = 0;
   watch_.close();
+  fd_ = -1;
   if (server_ && server_node_.linked()) server_->connections.erase(&server_node_);
   // connection_lost() runs on a later turn, never inside the call that ended the connection
   // (asyncio's rule): a protocol may close its transport from any of its methods.
@@ -494,6 +495,7 @@ Stream Transport::detach(std::string_view unread, StreamOptions options) {
   watch_.on_readable({});
   watch_.on_writable({});
   UniqueFd fd(watch_.release());
+  fd_ = -1;
   lost_ = closing_ = true;
   reading_ = writer_armed_ = false;
   std::string().swap(wbuf_);

@@ -160,7 +160,7 @@ class Transport : public std::enable_shared_from_this<Transport> {
   const SocketAddress& peername() const noexcept { return peername_; }
   /// The socket's fd, or -1 once closed or handed off. For setsockopt() and the like; reading
   /// or writing it directly would bypass the transport.
-  int fd() const noexcept { return watch_.fd(); }
+  int fd() const noexcept { return fd_; }
   Loop& loop() const noexcept { return *loop_; }
 
   /// The attached protocol.
@@ -235,6 +235,7 @@ class Transport : public std::enable_shared_from_this<Transport> {
 
   Loop* loop_;
   IoWatch watch_;
+  int fd_ = -1;  // watch_.fd(), kept here: the read and write paths use it on every call
   std::unique_ptr<Protocol> protocol_;
   std::shared_ptr<Transport> self_;  // the connection's own reference, until connection_lost
   detail::ProtocolServerState* server_ = nullptr;
