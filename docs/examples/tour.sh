@@ -54,6 +54,8 @@ stop "echo_client: a fiber echo server on a free local port, and 100 fiber clien
   net/echo_client
 stop "chat_server: a line-based chat room, three scripted clients joining, talking and leaving" \
   net/chat_server --demo
+stop "echo_server: the same echo server as fibers and as Protocol callbacks on one loop, then a clean stop on SIGINT" \
+  net/echo_server --demo
 stop "subprocess_tee: tee fed through a pipe, its output logged by another fiber, then terminated" \
   net/subprocess_tee
 

@@ -15,3 +15,6 @@ if(Python3_Interpreter_FOUND)
 else()
   message(STATUS "weave: python3 not found; the echo_server tests are skipped")
 endif()
+# --demo: both servers on one loop with 100 fiber clients each, then a real SIGINT.
+weave_example_test(echo_server ARGS --demo
+  EXPECT_REGEX "fiber server: 100 clients, 10 lines each: 1000 of 1000 lines echoed\nprotocol server: 100 clients, 10 lines each: 1000 of 1000 lines echoed\nsending SIGINT to this process...\nSIGINT: both servers stopped after serving 200 connections\n$")

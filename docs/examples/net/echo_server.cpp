@@ -3,15 +3,20 @@
 // as asyncio's protocols or an Asio server would be written). The echo benchmark
 // (bench/echo/) runs both modes against the same load generator.
 //
-// Usage: echo_server [--port P] [--mode fiber|protocol] [--host H]
+// Usage: echo_server [--port P] [--mode fiber|protocol] [--host H] [--demo]
 //   --port P   the port to listen on; 0 (the default) lets the kernel pick a free one.
 //   --mode M   fiber (the default) or protocol.
 //   --host H   the address to listen on (default 127.0.0.1).
+//   --demo     run both servers on one loop, on free ports, let 100 fiber clients talk to
+//              each, then send this process SIGINT to show the clean stop (the tour's stop).
 //
 // The first line printed is "listening on <port>". The server then echoes every byte back
 // until SIGINT (Ctrl-C) or SIGTERM; on either it stops accepting, closes the live connections
 // (each first sends what it still owes its client), waits for them to end, says how many it
 // served, and exits with status 0. Any client can talk to it: `nc 127.0.0.1 <port>`.
+
+#include <signal.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -21,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "weave/cancel_scope.hpp"
 #include "weave/loop.hpp"
@@ -29,6 +35,7 @@
 #include "weave/net/signals.hpp"
 #include "weave/net/stream.hpp"
 #include "weave/run.hpp"
+#include "weave/task.hpp"
 
 namespace net = weave::net;
 using namespace std::chrono_literals;
@@ -71,12 +78,13 @@ struct Args {
   int port = 0;
   std::string mode = "fiber";
   std::string host = "127.0.0.1";
+  bool demo = false;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "echo_server: %s\nusage: echo_server [--port P] [--mode fiber|protocol] "
-               "[--host H]\n",
+               "[--host H] [--demo]\n",
                why);
   std::exit(2);
 }
@@ -85,6 +93,10 @@ Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
+    if (arg == "--demo") {
+      a.demo = true;
+      continue;
+    }
     if (i + 1 >= argc) usage("missing a value");
     if (arg == "--port") {
       char* end = nullptr;
@@ -105,44 +117,94 @@ Args parse(int argc, char** argv) {
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
 
-}  // namespace
+// Either kind of server behind one face, so that the shutdown below is written once.
+class AnyServer {
+ public:
+  AnyServer(const std::string& mode, const std::string& host, std::uint16_t port) {
+    if (mode == "fiber")
+      fibers_ = net::start_server(echo_connection, host, port);
+    else
+      callbacks_ = net::create_server([] { return std::make_unique<EchoProtocol>(); }, host, port);
+  }
+  std::uint16_t port() const { return fibers_.valid() ? fibers_.port() : callbacks_.port(); }
+  std::size_t served() const {
+    return fibers_.valid() ? fibers_.accepted_count() : callbacks_.accepted_count();
+  }
+  // Stop accepting, close the live connections (each still sends what it owes its client),
+  // and wait for them; a client that never reads its echoes is cut off after a while.
+  void shut_down() {
+    if (fibers_.valid()) {
+      fibers_.close();
+      fibers_.close_clients();  // the handlers' reads end with an error
+      weave::move_on_after(5s, [&] { fibers_.wait_closed(); });
+    } else {
+      callbacks_.close();
+      callbacks_.close_clients();
+      if (weave::move_on_after(5s, [&] { callbacks_.wait_closed(); })) {
+        callbacks_.abort_clients();
+        callbacks_.wait_closed();
+      }
+    }
+  }
 
-static int serve(const Args& args) {
+ private:
+  net::Server fibers_;
+  net::ProtocolServer callbacks_;
+};
+
+// The tour's stop: both servers on one loop, clients for each, then a real SIGINT.
+void demo(net::SignalSet& stop) {
+  AnyServer fiber_server("fiber", "127.0.0.1", 0), protocol_server("protocol", "127.0.0.1", 0);
+  std::printf("one loop, one thread: fiber echo server on port %u, protocol echo server on %u\n",
+              fiber_server.port(), protocol_server.port());
+  for (AnyServer* server : {&fiber_server, &protocol_server}) {
+    std::vector<weave::Task<int>> clients;
+    for (int c = 0; c < 100; ++c)
+      clients.push_back(weave::spawn([port = server->port(), c] {
+        net::Stream s = net::open_connection("127.0.0.1", port);
+        int echoed = 0;
+        for (int i = 0; i < 10; ++i) {
+          std::string line = "client " + std::to_string(c) + " line " + std::to_string(i) + "\n";
+          s.write(line);
+          if (s.read_line() == line) ++echoed;
+        }
+        return echoed;
+      }));
+    int echoed = 0;
+    for (auto& t : clients) echoed += t.get();
+    std::printf("%s server: 100 clients, 10 lines each: %d of 1000 lines echoed\n",
+                server == &fiber_server ? "fiber" : "protocol", echoed);
+  }
+  std::printf("sending SIGINT to this process...\n");
+  std::fflush(stdout);
+  ::kill(::getpid(), SIGINT);
+  int sig = stop.wait();
+  fiber_server.shut_down();
+  protocol_server.shut_down();
+  std::printf("%s: both servers stopped after serving %zu connections\n", signal_name(sig),
+              fiber_server.served() + protocol_server.served());
+}
+
+int serve(const Args& args) {
   return weave::run([&] {
     // Taken before the port is announced: a client that reacts to "listening on" with a
     // signal finds it handled.
     net::SignalSet stop({SIGINT, SIGTERM});
-    const auto port = static_cast<std::uint16_t>(args.port);
-    int sig = 0;
-    std::size_t served = 0;
-    if (args.mode == "fiber") {
-      net::Server server = net::start_server(echo_connection, args.host, port);
-      std::printf("listening on %u\n", server.port());
-      std::fflush(stdout);
-      sig = stop.wait();
-      server.close();          // no new connections
-      server.close_clients();  // the handlers' reads end; what they wrote is still sent
-      // A client that never reads could hold the shutdown back: give up on it after a while.
-      weave::move_on_after(5s, [&] { server.wait_closed(); });
-      served = server.accepted_count();
-    } else {
-      net::ProtocolServer server =
-          net::create_server([] { return std::make_unique<EchoProtocol>(); }, args.host, port);
-      std::printf("listening on %u\n", server.port());
-      std::fflush(stdout);
-      sig = stop.wait();
-      server.close();
-      server.close_clients();
-      if (weave::move_on_after(5s, [&] { server.wait_closed(); })) {
-        server.abort_clients();
-        server.wait_closed();
-      }
-      served = server.accepted_count();
+    if (args.demo) {
+      demo(stop);
+      return 0;
     }
-    std::printf("%s: stopped after serving %zu connections\n", signal_name(sig), served);
+    AnyServer server(args.mode, args.host, static_cast<std::uint16_t>(args.port));
+    std::printf("listening on %u\n", server.port());
+    std::fflush(stdout);
+    int sig = stop.wait();  // this fiber sleeps; the server's fibers or callbacks do the work
+    server.shut_down();
+    std::printf("%s: stopped after serving %zu connections\n", signal_name(sig), server.served());
     return 0;
   });
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
