@@ -239,8 +239,9 @@ void Loop::io_ctl(int op, int fd, std::uint32_t events, detail::IoSource* src) {
   const int how = op == 1 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   if (::epoll_ctl(epoll_fd_, how, fd, &ev) < 0) {
     int e = errno;
-    throw std::system_error(e, std::generic_category(),
-                            how == EPOLL_CTL_ADD ? "weave: epoll_ctl(ADD)" : "weave: epoll_ctl(MOD)");
+    throw std::system_error(
+        e, std::generic_category(),
+        how == EPOLL_CTL_ADD ? "weave: epoll_ctl(ADD)" : "weave: epoll_ctl(MOD)");
   }
   if (how == EPOLL_CTL_ADD) ++io_watchers_;
 }

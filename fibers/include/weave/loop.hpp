@@ -321,10 +321,10 @@ class Loop {
   std::uint64_t next_task_id_ = 1;
   void* eh_globals_ = nullptr;  // this thread's __cxa_eh_globals
   std::size_t turns_since_poll_ = 0;
-  std::size_t io_watchers_ = 0;    // fds registered with epoll besides the inbox's eventfd
+  std::size_t io_watchers_ = 0;      // fds registered with epoll besides the inbox's eventfd
   std::ptrdiff_t io_keepalive_ = 0;  // registered fds that keep run() going (callback mode)
-  bool (*goal_)(void*) = nullptr;  // run_until's condition, checked at every turn
-  bool goal_dirty_ = false;        // something completed since the goal was last checked
+  bool (*goal_)(void*) = nullptr;    // run_until's condition, checked at every turn
+  bool goal_dirty_ = false;          // something completed since the goal was last checked
   void* goal_arg_ = nullptr;
 
   detail::StackPool stacks_;
