@@ -314,3 +314,11 @@ row("Asio post: use_fiber / asio::spawn", "BM_AsioPost/use_fiber",
 if "BM_BridgeForeignThread/weave" in real:
     print(f"  {'completion from another thread, round trip':<52} real {real['BM_BridgeForeignThread/weave']:8.1f} ns")
 EOF3
+
+# ---- TCP echo (issue 5): bench/echo/run_echo.sh -----------------------------------------------
+# Every echo server against one load generator at 100, 1,000 and 10,000 connections (about
+# 5 minutes; ECHO=0 skips it, ECHO_* variables tune it: see bench/echo/run_echo.sh).
+if [[ "${ECHO:-1}" != 0 ]]; then
+  echo
+  bash "$(dirname "$0")/echo/run_echo.sh" "$build"
+fi
