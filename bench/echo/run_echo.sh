@@ -89,11 +89,15 @@ for n in $sizes; do
   for ((r = 1; r <= runs; ++r)); do
     for s in "${active[@]}"; do
       read -r -a cmd <<<"$(server_cmd "$s")"
+      # A fresh file per run: the shell truncates the redirection target only once the
+      # background child runs, so a reused file could still show the previous server's port.
+      rm -f "$out/server.out" "$out/server.err"
       "${srv_pin[@]}" "${cmd[@]}" >"$out/server.out" 2>"$out/server.err" &
       server_pid=$!
       port=
       for ((i = 0; i < 100; ++i)); do
-        port=$(awk 'NR == 1 && $1 == "listening" && $2 == "on" { print $3 }' "$out/server.out")
+        port=$(awk 'NR == 1 && $1 == "listening" && $2 == "on" { print $3 }' "$out/server.out" \
+          2>/dev/null)
         [[ -n "$port" ]] && break
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.05
