@@ -619,12 +619,17 @@ ProtocolServer create_server(ProtocolFactory factory, const std::vector<SocketAd
   ProtocolServer server(s);  // closes and frees on an exception below
   s->factory = std::move(factory);
   s->options = std::move(options);
-  for (const SocketAddress& a : addresses) {
+  // Port 0 on several addresses (IPv4 and IPv6 for one name): the kernel picks a port for
+  // the first, and the others use the same.
+  std::uint16_t chosen_port = 0;
+  for (SocketAddress a : addresses) {
+    if (a.port() == 0 && chosen_port != 0 && a.family() != AF_UNIX) a = a.with_port(chosen_port);
     UniqueFd fd = listen_socket(a, s->options.listen);
     SocketAddress bound = SocketAddress::local_of(fd.get());
     s->listeners.emplace_back(fd.get(), loop);
     fd.release();
     s->addresses.push_back(bound);
+    if (chosen_port == 0) chosen_port = bound.port();
   }
   for (std::size_t i = 0; i < s->listeners.size(); ++i)
     s->listeners[i].on_readable([s, i] { s->on_accept(i); });

@@ -338,7 +338,8 @@ class ProtocolServer {
 ProtocolServer create_server(ProtocolFactory factory, const std::vector<SocketAddress>& addresses,
                              ProtocolServerOptions options = {}, Loop& loop = Loop::current());
 /// The same on `host` (a numeric address, or a name resolved with getaddrinfo, which needs a
-/// fiber; "" listens on every IPv4 interface) and `port` (0 picks a free one).
+/// fiber; "" listens on every interface, IPv4 and IPv6) and `port` (0 picks a free one, the
+/// same for every address).
 ProtocolServer create_server(ProtocolFactory factory, std::string_view host, std::uint16_t port,
                              ProtocolServerOptions options = {});
 
