@@ -36,12 +36,16 @@ struct HandlerTable {
   // clearing `target` and then waiting for this to reach zero, so that it is not freed (and the
   // loop's inbox is not released) under a handler running on another thread.
   std::atomic<int> in_flight;
+  // Set by the handler when it found its loop gone and put the earlier disposition back
+  // itself: the signal is then no longer weave's, and must not be "restored" again.
+  std::atomic<bool> fell_back[kMaxSignal + 1];
 };
 HandlerTable g_table{};  // zero-initialised before any code runs: no hub, no count
 
 static_assert(std::atomic<SignalHub*>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<int>::is_always_lock_free);
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 // Everything below is guarded by g_mutex (never taken by the signal handler): which hub owns
 // each signal, the disposition found before it was taken, and the hubs that exist.
@@ -174,15 +178,20 @@ struct SignalHub : weave::detail::Runnable {
       if (other && other->alive())
         throw std::logic_error("weave::net: signal " + std::to_string(sig) +
                                " is already handled by another loop");
+      bool install = true;
       if (other) {
         // Left behind by a loop that was destroyed without removing its handlers: take the
-        // signal over, keeping the disposition it saved.
+        // signal over, keeping the disposition it saved (unless a delivery found the loop
+        // gone and already put that disposition back).
         other->users[sig] = 0;
         other->handlers[sig] = nullptr;
         g_table.target[sig].store(nullptr);
         quiesce();
         g_table.count[sig].store(0);
-      } else {
+        g_owner[sig] = nullptr;
+        install = g_table.fell_back[sig].exchange(false);
+      }
+      if (install) {
         struct sigaction sa {};
         sa.sa_handler = &weave_net_on_signal;
         sigemptyset(&sa.sa_mask);
@@ -193,6 +202,7 @@ struct SignalHub : weave::detail::Runnable {
         if (::sigaction(sig, &sa, &previous) != 0)
           throw std::system_error(errno, std::generic_category(), "weave::net: sigaction");
         g_previous[sig] = previous;
+        g_table.fell_back[sig].store(false);
       }
       g_owner[sig] = this;
       g_table.count[sig].store(0);
@@ -210,9 +220,10 @@ struct SignalHub : weave::detail::Runnable {
   void give_back_locked(int sig) noexcept {
     if (g_owner[sig] != this) return;
     // Restore first, then stop posting: a delivery in between is still ours and is dispatched.
-    ::sigaction(sig, &g_previous[sig], nullptr);
+    if (!g_table.fell_back[sig].load()) ::sigaction(sig, &g_previous[sig], nullptr);
     g_table.target[sig].store(nullptr);
     quiesce();
+    g_table.fell_back[sig].store(false);
     g_table.count[sig].store(0);
     g_owner[sig] = nullptr;
   }
@@ -244,7 +255,17 @@ extern "C" void weave_net_on_signal(int sig) {
     g_table.count[sig].fetch_add(1, std::memory_order_acq_rel);
     // Inbox::post is a lock-free push and a write() to an eventfd: async-signal-safe.
     if (!h->posted.exchange(true, std::memory_order_seq_cst)) {
-      if (!h->inbox->post(h)) h->posted.store(false);  // the loop is closed: nothing to wake
+      if (!h->inbox->post(h)) {
+        // The loop was destroyed without giving the signal back. Rather than swallow this
+        // signal and every later one (a Ctrl-C that does nothing), put the earlier disposition
+        // back and deliver the signal to it: raised here, it is blocked while this handler
+        // runs and arrives as soon as it returns. sigaction() and raise() are
+        // async-signal-safe, and g_previous[sig] was written before `target` was published.
+        h->posted.store(false);
+        g_table.fell_back[sig].store(true);
+        ::sigaction(sig, &g_previous[sig], nullptr);
+        ::raise(sig);
+      }
     }
   }
   g_table.in_flight.fetch_sub(1, std::memory_order_seq_cst);

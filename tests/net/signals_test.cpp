@@ -371,6 +371,40 @@ TEST(SignalHandler, ASignalLeftByADestroyedLoopCanBeTakenByAnother) {
   EXPECT_EQ(disposition(SIGUSR1), SIG_DFL);  // what it was before the first loop
 }
 
+// A loop destroyed with its handler still installed must not swallow the signal for good:
+// the first delivery puts the earlier disposition back and reaches it.
+TEST(SignalHandler, ASignalForADestroyedLoopGoesToTheEarlierHandler) {
+  struct sigaction mine {
+  }, saved{};
+  mine.sa_handler = &plain_handler;
+  sigemptyset(&mine.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR2, &mine, &saved), 0);
+  g_plain_calls = 0;
+  {
+    weave::Loop loop;
+    add_signal_handler(
+        SIGUSR2, [] { ADD_FAILURE() << "the loop is gone"; }, loop);
+  }  // not removed
+  EXPECT_NE(disposition(SIGUSR2), &plain_handler);
+  ::raise(SIGUSR2);
+  EXPECT_EQ(g_plain_calls, 1);
+  EXPECT_EQ(disposition(SIGUSR2), &plain_handler);
+  // The signal can be taken again, and given back to the same earlier handler.
+  {
+    weave::Loop loop;
+    int calls = 0;
+    add_signal_handler(
+        SIGUSR2, [&] { ++calls; }, loop);
+    ::raise(SIGUSR2);
+    loop.run();
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(g_plain_calls, 1);
+    remove_signal_handler(SIGUSR2, loop);
+    EXPECT_EQ(disposition(SIGUSR2), &plain_handler);
+  }
+  ::sigaction(SIGUSR2, &saved, nullptr);
+}
+
 TEST(SignalHandler, SigchldFromARealChild) {
   weave::Loop loop;
   int calls = 0;
