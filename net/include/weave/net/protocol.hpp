@@ -171,9 +171,10 @@ class Transport : public std::enable_shared_from_this<Transport> {
     return static_cast<P&>(*protocol_);
   }
   /// Replaces the protocol; the next callback goes to the new one (asyncio's set_protocol).
-  /// The old one is destroyed, so do not call it from the old protocol's methods unless that
-  /// method then returns without touching its members. Use it to switch protocols on a live
-  /// connection (after a handshake, for example).
+  /// Use it to switch protocols on a live connection (after a handshake, for example). The
+  /// old protocol is destroyed on a later turn, so it may replace itself from its own method.
+  /// The new one gets no connection_made(): it is handed a live transport.
+  /// @throws std::invalid_argument for a null protocol.
   void set_protocol(std::unique_ptr<Protocol> protocol);
 
   /// Ends the transport's part and returns the connection as a Stream for fiber code: the
