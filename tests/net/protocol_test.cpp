@@ -634,6 +634,46 @@ TEST(ProtocolServer, ANameAndPortZeroListenOnOnePortForEveryAddress) {
   EXPECT_EQ(loop.run_until_complete(t), "hi");
 }
 
+TEST(ProtocolServer, CreateServerChecksItsArguments) {
+  weave::Loop loop;
+  auto factory = [] { return std::make_unique<Echo>(); };
+  auto any = net::SocketAddress::ipv4_loopback(0);
+  EXPECT_THROW(net::create_server(nullptr, {any}, {}, loop), std::invalid_argument);
+  EXPECT_THROW(net::create_server(factory, std::vector<net::SocketAddress>{}, {}, loop),
+               std::invalid_argument);
+  net::ProtocolServerOptions bad;
+  bad.low_water = bad.high_water + 1;
+  EXPECT_THROW(net::create_server(factory, {any}, bad, loop), std::invalid_argument);
+  auto first = net::create_server(factory, {any}, {}, loop);
+  try {
+    net::create_server(factory, {net::SocketAddress::ipv4_loopback(first.port())}, {}, loop);
+    ADD_FAILURE() << "bound a port in use";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EADDRINUSE);
+  }
+}
+
+TEST(ProtocolServer, AHandleMovesAndAnEmptyOneSaysSo) {
+  weave::Loop loop;
+  net::ProtocolServer empty;
+  EXPECT_FALSE(empty.valid());
+  EXPECT_FALSE(empty.is_serving());
+  EXPECT_EQ(empty.connection_count(), 0u);
+  EXPECT_THROW(empty.port(), std::logic_error);
+  auto a = echo_server(loop);
+  const std::uint16_t port = a.port();
+  net::ProtocolServer b;
+  b = std::move(a);
+  EXPECT_FALSE(a.valid());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  EXPECT_EQ(b.port(), port);
+  net::ProtocolServer c(std::move(b));
+  EXPECT_TRUE(c.is_serving());
+  c = echo_server(loop);  // the old server closes
+  auto t = loop.spawn([port] { net::open_connection("127.0.0.1", port); });
+  EXPECT_THROW(loop.run_until_complete(t), std::system_error);
+  shut(loop, c);
+}
+
 // ---- clients ---------------------------------------------------------------------------------
 
 TEST(CreateConnection, AProtocolClientTalksToAFiberServer) {
