@@ -12,6 +12,7 @@
 #include <cstring>
 #include <iostream>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "internal.hpp"
@@ -97,12 +98,7 @@ Loop& Loop::current() {
 // ---- Running ----------------------------------------------------------------------------------
 
 void Loop::run_until(bool (*done)(void*), void* arg) {
-  if (closed_) throw std::logic_error("weave: the loop is closed");
-  if (running_) throw std::logic_error("weave: the loop is already running");
-  if (owner_ != std::this_thread::get_id())
-    throw std::logic_error("weave: a loop can only run on the thread that created it");
-  if (detail::running_loop())
-    throw std::logic_error("weave: another loop is already running on this thread");
+  check_can_run("the loop is closed", "the loop is already running");
   running_ = true;
   stopping_ = false;
   detail::set_running_loop(this);
@@ -123,14 +119,22 @@ void Loop::run_until(bool (*done)(void*), void* arg) {
   while (!done(arg) && !stopping_) run_turn();
 }
 
+void Loop::check_can_run(const char* closed_msg, const char* running_msg) const {
+  if (closed_) throw std::logic_error(std::string("weave: ") + closed_msg);
+  if (running_) throw std::logic_error(std::string("weave: ") + running_msg);
+  if (owner_ != std::this_thread::get_id())
+    throw std::logic_error("weave: a loop can only run on the thread that created it");
+  if (detail::running_loop())
+    throw std::logic_error("weave: another loop is already running on this thread");
+}
+
+bool Loop::alive() const noexcept {
+  return live_fibers_ > 0 || ready_count_ > 0 || !timers_.empty() || io_keepalive_ > 0 ||
+         inbox_->has_items();
+}
+
 void Loop::run() {
-  run_until(
-      [](void* p) {
-        auto* l = static_cast<Loop*>(p);
-        return l->live_fibers_ == 0 && l->ready_count_ == 0 && l->timers_.empty() &&
-               l->io_keepalive_ <= 0 && !l->inbox_->has_items();
-      },
-      this);
+  run_until([](void* p) { return !static_cast<Loop*>(p)->alive(); }, this);
 }
 
 void Loop::run_forever() {
@@ -164,6 +168,10 @@ void Loop::begin_turn(bool may_block) noexcept {
 
 void Loop::run_turn() {
   begin_turn(true);
+  run_budget();
+}
+
+void Loop::run_budget() {
   // Fibers may start further turns themselves (see take_next_fiber); the budget is shared.
   while (turn_budget_ > 0) {
     --turn_budget_;

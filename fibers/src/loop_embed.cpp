@@ -11,12 +11,7 @@ namespace weave {
 int Loop::native_handle() const noexcept { return epoll_fd_; }
 
 bool Loop::run_nowait(bool check_io) {
-  if (closed_) throw std::logic_error("weave: run_nowait on a closed loop");
-  if (running_) throw std::logic_error("weave: run_nowait on a loop that is already running");
-  if (owner_ != std::this_thread::get_id())
-    throw std::logic_error("weave: a loop can only run on the thread that created it");
-  if (detail::running_loop())
-    throw std::logic_error("weave: another loop is already running on this thread");
+  check_can_run("run_nowait on a closed loop", "run_nowait on a loop that is already running");
   running_ = true;
   stopping_ = false;
   detail::set_running_loop(this);
@@ -38,11 +33,7 @@ bool Loop::run_nowait(bool check_io) {
   // that made native_handle() readable are taken, and the eventfd is cleared.
   if (check_io) poll(0);
   begin_turn(/*may_block=*/false);
-  while (turn_budget_ > 0) {
-    --turn_budget_;
-    --ready_count_;
-    dispatch(ready_.pop_front());
-  }
+  run_budget();
   const bool stopped = stopping_;
   stopping_ = false;
   return !stopped;
@@ -59,11 +50,6 @@ std::optional<Duration> Loop::poll_timeout() const noexcept {
   // same rule as the loop's own idle wait).
   if (clock_ != &steady_) return std::nullopt;
   return wait;
-}
-
-bool Loop::alive() const noexcept {
-  return live_fibers_ > 0 || ready_count_ > 0 || !timers_.empty() || io_keepalive_ > 0 ||
-         inbox_->has_items();
 }
 
 }  // namespace weave

@@ -290,6 +290,9 @@ class Loop {
   // The loop proper (loop.cpp).
   void begin_turn(bool may_block) noexcept;
   void run_turn();
+  void run_budget();  // runs the items left in the current turn's budget
+  // The checks every way of running the loop makes first (std::logic_error on failure).
+  void check_can_run(const char* closed_msg, const char* running_msg) const;
   void run_until(bool (*done)(void*), void* arg);
   void dispatch(detail::Runnable* r);
   void drain_inbox() noexcept;
