@@ -228,9 +228,19 @@ TEST(Faults, OutOfFdsAcceptBacksOffWithoutSpinningAndRecovers) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::close(port_pipe[0]);
-    // Room for the loop, the listener and about 20 connections.
-    rlimit lim{32, 32};
-    ::setrlimit(RLIMIT_NOFILE, &lim);
+    // The limit is lowered only after one whole connection was served: UBSan checks the first
+    // use of each dynamic type (the handler's fiber, the errors) with the help of a pipe, which
+    // cannot be made once fds run out.
+    try {
+      throw std::system_error(EMFILE, std::generic_category(), "meeting the type early");
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EMFILE) ::_exit(5);
+    }
+    auto lower_limit = [] {
+      // Room for the loop, the listener and about 20 connections.
+      rlimit lim{32, 32};
+      ::setrlimit(RLIMIT_NOFILE, &lim);
+    };
     int code = 0;
     {
       weave::Loop loop;
@@ -249,7 +259,11 @@ TEST(Faults, OutOfFdsAcceptBacksOffWithoutSpinningAndRecovers) {
             "127.0.0.1", 0);
         std::uint16_t port = server.port();
         if (::write(port_pipe[1], &port, sizeof port) != sizeof port) ::_exit(4);
-        while (served < kClients) weave::this_fiber::sleep_for(10ms);
+        while (served < 1) weave::this_fiber::sleep_for(1ms);  // the warm-up connection
+        lower_limit();
+        // Tell the client: only now may the other connections come.
+        if (::write(port_pipe[1], "L", 1) != 1) ::_exit(4);
+        while (served < kClients + 1) weave::this_fiber::sleep_for(10ms);
         server.close();
       });
       loop.run_until_complete(t);
@@ -260,7 +274,18 @@ TEST(Faults, OutOfFdsAcceptBacksOffWithoutSpinningAndRecovers) {
   ::close(port_pipe[1]);
   std::uint16_t port = 0;
   ASSERT_EQ(::read(port_pipe[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
-  ::close(port_pipe[0]);
+  {
+    // The warm-up connection, served before the child lowers its fd limit.
+    int fd = blocking_connect(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "hi\n", 3), 3);
+    char buf[8];
+    EXPECT_EQ(::read(fd, buf, sizeof buf), 3);
+    ::close(fd);
+    char lowered;
+    ASSERT_EQ(::read(port_pipe[0], &lowered, 1), 1);  // the child's limit is down now
+    ::close(port_pipe[0]);
+  }
 
   // Every client connects (the kernel completes the handshakes into the backlog) and asks.
   std::vector<int> clients;
