@@ -6,65 +6,31 @@
 #include <string>
 
 #include "internal.hpp"
+#include "sanitizer.hpp"
+#include "weave/detail/slab.hpp"
 #include "weave/loop.hpp"
 
 namespace weave {
 
 using detail::TaskBase;
 
-// ---- The task-state cache ----------------------------------------------------------------------
+// ---- Task-state memory ----------------------------------------------------------------------
 //
-// Blocks are grouped in 64-byte classes up to 1 KiB; each class keeps up to kCachedPerClass free
-// blocks per thread. A block freed on another thread than the one that allocated it simply
-// joins that thread's cache: every block comes from ::operator new, so any cache may hand it out
-// or return it.
-namespace {
-constexpr std::size_t kClassBytes = 64;
-constexpr std::size_t kClasses = 16;
-constexpr std::size_t kCachedPerClass = 4096;
-struct FreeBlock {
-  FreeBlock* next;
-};
-struct TaskCache {
-  FreeBlock* head[kClasses] = {};
-  std::size_t count[kClasses] = {};
-  ~TaskCache() {
-    for (std::size_t c = 0; c < kClasses; ++c)
-      while (FreeBlock* b = head[c]) {
-        head[c] = b->next;
-        ::operator delete(b);
-      }
-  }
-};
-thread_local TaskCache tl_task_cache;
-}  // namespace
+// From the thread's slab heap (weave/detail/slab.hpp: huge-page friendly slabs with per-slab free
+// lists). Under ASan every task state is a heap block of its own, so that a use after free or a
+// leak of a task is reported.
 
 void* detail::TaskBase::operator new(std::size_t size) {
-  std::size_t c = (size - 1) / kClassBytes;
-  if (c < kClasses) {
-    TaskCache& cache = tl_task_cache;
-    if (FreeBlock* b = cache.head[c]) {
-      cache.head[c] = b->next;
-      --cache.count[c];
-      return b;
-    }
-    return ::operator new((c + 1) * kClassBytes);
-  }
+#if !WEAVE_ASAN
+  if (size <= detail::SlabHeap::kMaxBlock) return detail::SlabHeap::allocate_block(size);
+#endif
   return ::operator new(size);
 }
 
 void detail::TaskBase::operator delete(void* p, std::size_t size) noexcept {
-  std::size_t c = (size - 1) / kClassBytes;
-  if (c < kClasses) {
-    TaskCache& cache = tl_task_cache;
-    if (cache.count[c] < kCachedPerClass) {
-      auto* b = static_cast<FreeBlock*>(p);
-      b->next = cache.head[c];
-      cache.head[c] = b;
-      ++cache.count[c];
-      return;
-    }
-  }
+#if !WEAVE_ASAN
+  if (size <= detail::SlabHeap::kMaxBlock) return detail::SlabHeap::deallocate(p, size);
+#endif
   ::operator delete(p);
 }
 
