@@ -48,6 +48,9 @@ struct IoState : IoSource {
   int refs = 1;
   bool readable = false;
   bool writable = false;
+  // The peer hung up (or the fd has an error): reads can no longer say EAGAIN (they return the
+  // bytes left, then 0 or the error), and no new edge will come, so readiness to read stays.
+  bool read_hangup = false;
   bool closed = false;
   bool registered = false;
   bool callback_mode = false;
@@ -94,6 +97,7 @@ struct IoState : IoSource {
     }
     if (events & kReadEvents) {
       s->readable = true;
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->read_hangup = true;
       wake_all(s->read_waiters);
     }
     if (events & kWriteEvents) {
@@ -250,7 +254,7 @@ void IoWatch::wait_writable(SourceLocation where) {
 }
 
 void IoWatch::clear_readable() noexcept {
-  if (state_ && !state_->closed) state_->readable = false;
+  if (state_ && !state_->closed) state_->readable = state_->read_hangup;
 }
 void IoWatch::clear_writable() noexcept {
   if (state_ && !state_->closed) state_->writable = false;

@@ -205,6 +205,45 @@ TEST(IoWatch, HangUpMakesTheFdReadableAndWritable) {
   EXPECT_EQ(loop.run_until_complete(t), 0);
 }
 
+TEST(IoWatch, ReadinessToReadOutlivesClearAfterAHangUp) {
+  // Data and the hang-up come in one edge; a reader that clears readiness after taking the data
+  // (a short read) must still see the end of the stream, though no further edge will come.
+  Pair p;
+  weave::Loop loop;
+  weave::IoWatch w(p.a, loop);
+  send_all(p.b, "last words");
+  ::close(p.b);
+  p.b = -1;
+  auto t = loop.spawn([&] {
+    w.clear_readable();
+    w.wait_readable();  // the one edge: data + hang-up
+    char buf[64];
+    EXPECT_EQ(::read(w.fd(), buf, sizeof buf), 10);
+    w.clear_readable();
+    EXPECT_TRUE(w.readable());
+    weave::fail_after(2s, [&] { w.wait_readable(); });  // returns at once (not a hang)
+    return ::read(w.fd(), buf, sizeof buf);
+  });
+  EXPECT_EQ(loop.run_until_complete(t), 0);
+}
+
+TEST(IoWatch, ClearedReadinessComesBackWithTheNextEdge) {
+  // Bytes that arrive while no fiber waits raise an edge; the next poll remembers it.
+  Pair p;
+  weave::Loop loop;
+  weave::IoWatch w(p.a, loop);
+  auto t = loop.spawn([&] {
+    w.clear_readable();
+    EXPECT_FALSE(w.readable());
+    send_all(p.b, "x");
+    // A busy loop polls every few turns; nobody waits on the watch meanwhile.
+    for (int i = 0; i < 100 && !w.readable(); ++i) weave::this_fiber::yield();
+    EXPECT_TRUE(w.readable());
+    return read_some(w);
+  });
+  EXPECT_EQ(loop.run_until_complete(t), "x");
+}
+
 TEST(IoWatch, CallbacksAreLevelTriggeredAndKeepRunGoing) {
   Pair p;
   weave::Loop loop;

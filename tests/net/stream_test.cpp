@@ -133,6 +133,31 @@ TEST_P(StreamSuite, ReadReturnsWhatIsAvailableAndEmptyAtEof) {
   });
 }
 
+TEST_P(StreamSuite, AfterAShortReadTheLastBytesAndEofStillArrive) {
+  // A short read makes the stream wait for the next readiness edge instead of trying the fd;
+  // the last bytes and the hang-up then come in one edge, and no edge follows the hang-up.
+  run([](Stream& a, Stream& b) {
+    a.write("one");
+    EXPECT_EQ(b.read(100), "one");
+    a.write("two");
+    a.close();
+    EXPECT_EQ(b.read(100), "two");
+    EXPECT_EQ(b.read(100), "");
+    EXPECT_TRUE(b.at_eof());
+  });
+}
+
+TEST_P(StreamSuite, AfterAShortReadBytesThatCameWhileNobodyWaitedAreRead) {
+  run([](Stream& a, Stream& b) {
+    a.write("one");
+    EXPECT_EQ(b.read(100), "one");
+    a.write("two");
+    // Turns enough for the busy loop to poll and remember the edge; nobody waits yet.
+    for (int i = 0; i < 100; ++i) weave::this_fiber::yield();
+    EXPECT_EQ(b.read(100), "two");
+  });
+}
+
 TEST_P(StreamSuite, ReadSuspendsUntilDataArrives) {
   run([](Stream& a, Stream& b) {
     std::vector<std::string> log;

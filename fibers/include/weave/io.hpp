@@ -75,7 +75,9 @@ class IoWatch {
   void wait_readable(SourceLocation where = SourceLocation::current());
   /// The same for writing.
   void wait_writable(SourceLocation where = SourceLocation::current());
-  /// Forgets the readiness to read: call it when the fd returned EAGAIN, then wait.
+  /// Forgets the readiness to read: call it when the fd returned EAGAIN (or a short read
+  /// emptied it), then wait. Once a hang-up or an error was reported, readiness to read stays:
+  /// no further edge would come, and reads can no longer block.
   void clear_readable() noexcept;
   void clear_writable() noexcept;
   /// Whether readiness is remembered (fiber mode).
