@@ -153,8 +153,28 @@ test-summary:
 
 # ---- bench, demo, clean ----------------------------------------------------------------------
 
-bench: build
-	@bash bench/run_bench.sh build
+# `make bench`: every benchmark, then docs/bench.md with its tables and gnuplot SVGs
+# (bench/report/run.sh all; about 15 minutes; BENCH_QUICK=1 for a short run).
+bench: build bench-deps
+	@bash bench/report/run.sh all
+
+# Bench-only packages: gnuplot-nox draws the report's figures, golang-go adds Go's goroutines as
+# a peer. Installed when missing if we can (root, a reachable mirror); the bench runs without
+# them (no figures, "Go: not installed").
+BENCH_PACKAGES := gnuplot-nox golang-go
+.PHONY: bench-deps
+bench-deps:
+	@missing=(); \
+	for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$$p"); \
+	done; \
+	if [ $${#missing[@]} -gt 0 ] && [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make bench: installing $${missing[*]} (optional; the bench runs without them)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$${missing[@]}" \
+	    >/dev/null 2>&1 || echo "make bench: could not install $${missing[*]}: going on without"; \
+	elif [ $${#missing[@]} -gt 0 ]; then \
+	  echo "make bench: missing (optional) $${missing[*]}: sudo apt-get install $${missing[*]}"; \
+	fi
 
 demo: deps build
 	@bash docs/examples/tour.sh build

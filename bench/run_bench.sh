@@ -7,6 +7,8 @@
 #   SKYNET_RUNS=N        skynet runs per variant (default 5)
 #   SKYNET_BOOST=0       leave out the Boost.Fiber skynet (it takes several seconds per run)
 #   BENCH_ARGS="..."     extra arguments for weave_bench (e.g. --benchmark_filter=Yield)
+#   BENCH_DATA=DIR       also keep the raw results there (weave_bench JSON with every
+#                        repetition, skynet/gather/asyncio lines) for bench/report/run.sh
 #
 # Nothing here asserts on time: targets are printed next to the figures, and the script fails
 # only if a program fails (a wrong skynet sum, a crash).
@@ -40,11 +42,17 @@ if ((busy >= 3)); then
 fi
 
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# The raw results go to BENCH_DATA (if set) whatever happens later in the script.
+keep_data() {
+  if [[ -n "${BENCH_DATA:-}" ]]; then mkdir -p "$BENCH_DATA" && cp "$out"/* "$BENCH_DATA"/; fi
+  rm -rf "$out"
+}
+trap keep_data EXIT
 
 echo "== weave_bench: 5 repetitions, aggregates only (read the _median rows) =="
+# The console shows the aggregates only; the JSON keeps every repetition too (min-max).
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of words
-"$bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+"$bench" --benchmark_repetitions=5 --benchmark_display_aggregates_only=true \
   --benchmark_out="$out/bench.json" --benchmark_out_format=json ${BENCH_ARGS:-}
 
 # The thread ping-pong again with both threads on one CPU: cross-core and same-core wake-ups
@@ -53,7 +61,7 @@ if command -v taskset >/dev/null 2>&1; then
   echo
   echo "== BM_PingPong/std_thread_condvar with both threads on CPU 0 (taskset -c 0) =="
   taskset -c 0 "$bench" --benchmark_filter='^BM_PingPong/std_thread_condvar$' \
-    --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+    --benchmark_repetitions=5 --benchmark_display_aggregates_only=true \
     --benchmark_out="$out/pingpong_1cpu.json" --benchmark_out_format=json
 fi
 

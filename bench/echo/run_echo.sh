@@ -13,6 +13,7 @@
 #   ECHO_SERVERS="weave-fiber weave-protocol asio threads asyncio"   which servers, in order
 #   ECHO_PIN=1                   pin the server to CPU 0 and the load generator to CPU 1
 #                                (default 0: the scheduler places them; say which in reports)
+#   ECHO_DATA=FILE               also keep the raw result lines there (bench/report/run.sh)
 #
 # Every server is a separate program that prints "listening on <port>" as its first line when
 # started with --port 0, and exits on SIGTERM. The load generator is another process, so each
@@ -75,6 +76,7 @@ out=$(mktemp -d)
 server_pid=
 cleanup() {
   [[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null
+  [[ -n "${ECHO_DATA:-}" && -f "$out/results.txt" ]] && cp "$out/results.txt" "$ECHO_DATA"
   rm -rf "$out"
 }
 trap cleanup EXIT
