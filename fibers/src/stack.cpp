@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 #include <system_error>
@@ -73,7 +74,9 @@ StackPool::SizeClass& StackPool::size_class(std::size_t class_size) {
 
 void StackPool::grow(SizeClass& sc) {
   // Slabs grow with demand: small programs map little, big ones map few large slabs.
-  std::size_t count = std::clamp<std::size_t>(sc.slots, 16, 1024);
+  // Packed stacks are small: at least a page's worth per slab, and up to 4096 at once.
+  std::size_t count = sc.packed() ? std::clamp<std::size_t>(sc.slots, 64, 4096)
+                                  : std::clamp<std::size_t>(sc.slots, 16, 1024);
   std::size_t bytes = count * sc.class_size;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -87,7 +90,7 @@ void StackPool::grow(SizeClass& sc) {
     StackSlot s;
     s.base = static_cast<char*>(p) + i * sc.class_size;
     s.class_size = sc.class_size;
-    s.size = sc.class_size - page;
+    s.size = sc.packed() ? sc.class_size : sc.class_size - page;  // packed: no guard page
 #if WEAVE_VALGRIND
     VALGRIND_STACK_REGISTER(s.bottom(), s.top());
 #endif
@@ -96,17 +99,30 @@ void StackPool::grow(SizeClass& sc) {
   sc.slots += count;
 }
 
-StackSlot StackPool::acquire(std::size_t usable) {
+std::size_t StackPool::class_size_for(std::size_t usable) noexcept {
   const std::size_t page = page_size();
+#if !WEAVE_ASAN && !WEAVE_TSAN
+  // Packed stacks: below a page, whole kibibytes side by side with no guard page, so that
+  // idle fibers that need little share pages (see kSmallStackMin in the header).
+  if (usable < page) {
+    usable = std::max<std::size_t>(usable, kSmallStackMin);
+    return (usable + 1023) / 1024 * 1024;
+  }
+#endif
   usable = std::max<std::size_t>(usable, 4 * page);
   usable = (usable + page - 1) / page * page;
-  SizeClass& sc = size_class(usable + page);
+  return usable + page;
+}
+
+StackSlot StackPool::acquire(std::size_t usable) {
+  const std::size_t page = page_size();
+  SizeClass& sc = size_class(class_size_for(usable));
   if (sc.free.empty()) grow(sc);
   StackSlot s = sc.free.back();
   sc.free.pop_back();
   if (s.warm) --sc.warm;
   s.warm = true;  // it will be touched now
-  if (!s.guarded && g_guarded.load(std::memory_order_relaxed) < guard_budget()) {
+  if (!s.guarded && !sc.packed() && g_guarded.load(std::memory_order_relaxed) < guard_budget()) {
     if (::mprotect(s.base, page, PROT_NONE) == 0) {
       s.guarded = true;
       g_guarded.fetch_add(1, std::memory_order_relaxed);
@@ -144,6 +160,17 @@ void StackPool::trim() noexcept {
       while (j < starts.size() && starts[j] == starts[j - 1] + sc.class_size) ++j;
       char* from = starts[i] + page;
       char* to = starts[j - 1] + sc.class_size;
+      if (sc.packed()) {
+        // Packed slots share pages with their neighbours, which may be in use: only the pages
+        // lying wholly inside the run of free slots go back.
+        const auto lo = reinterpret_cast<std::uintptr_t>(starts[i]);
+        const auto hi = reinterpret_cast<std::uintptr_t>(to);
+        from = reinterpret_cast<char*>((lo + page - 1) / page * page);
+        to = reinterpret_cast<char*>(hi / page * page);
+        if (from < to) ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
+        i = j;
+        continue;
+      }
       // Guard pages inside the run are PROT_NONE mappings; madvise skips nothing it cannot
       // free, but it fails with ENOMEM on holes, so guarded slots are trimmed one by one.
       if (::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED) != 0) {
