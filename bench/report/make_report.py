@@ -259,7 +259,8 @@ def idle_section(data, out, here):
             continue
         rows[(w[0], int(kv["count"]))].append(kv)
     names = {"weave": "weave (default, 256 KiB stacks)",
-             "weave_small_stack": "weave, 16 KiB stacks",
+             "weave_16k_stack": "weave, 16 KiB stacks",
+             "weave_packed_2k": "weave, packed 2 KiB stacks",
              "boost_fiber": "Boost.Fiber (64 KiB stacks)", "thread": "std::thread (pthread)",
              "go": "Go goroutines", "asyncio": "Python asyncio"}
     impls = [i for i in names if any(k[0] == i for k in rows)]

@@ -87,7 +87,8 @@ run_idle() {
   for n in $counts; do
     for ((r = 1; r <= runs; ++r)); do  # the implementations alternate within each round
       local cmds=("weave:$idle --impl weave --count $n"
-        "weave_small_stack:$idle --impl weave --count $n --stack-size 16384")
+        "weave_16k_stack:$idle --impl weave --count $n --stack-size 16384"
+        "weave_packed_2k:$idle --impl weave --count $n --stack-size 2048")
       if ((n < 1000000 || avail_kb > 16 * 1024 * 1024)); then
         cmds+=("boost_fiber:$idle --impl boost_fiber --count $n")
       elif ((r == 1)); then
