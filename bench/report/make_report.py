@@ -133,7 +133,13 @@ def load_line(data, section):
     s = f"Run {b[0]}; load average (1/5/15 min) before: {b[1]}"
     if "after" in parts:
         s += f", after: {parts['after'][1]}"
-    return s + "."
+    s += "."
+    loads = [float(parts[k][1].split()[0]) for k in parts]
+    if max(loads) > 1.5:  # 2 CPUs: more than this means other work shared them
+        s += (" **Disturbed:** the 1-minute load average reached "
+              f"{max(loads):.1f} on 2 CPUs (other processes were running), so times and rates "
+              "in this section are low and noisy; memory figures are not affected.")
+    return s
 
 
 # ---- sections -----------------------------------------------------------------------------
@@ -270,10 +276,11 @@ def idle_section(data, out, here):
          "N tasks each blocked on **one shared event** (weave `Event`, Boost.Fiber "
          "`condition_variable`, `std::condition_variable`, a Go channel, `asyncio.Event`); "
          "memory per task = (RSS with N blocked − RSS before) / N, from `/proc/self/statm`. "
-         "Page tables are not part of RSS: the C++ programs show theirs apart (VmPTE). Median [min–max] of "
+         "Page tables are not part of RSS: the C++ programs show theirs apart (VmPTE), and the number "
+         "of mappings (`vm.max_map_count` is 65,530). Median [min–max] of "
          f"{max((len(v) for v in rows.values()), default=0)} runs, implementations alternating.",
          "", "| implementation | tasks | RSS per task, bytes | + page tables, bytes | "
-         "create, ns per task | peak RSS MB |", "|---|---|---|---|---|---|"]
+         "create, ns per task | peak RSS MB | mappings |", "|---|---|---|---|---|---|---|"]
     for n in counts:
         for i in impls:
             if (i, n) not in rows:
@@ -281,7 +288,8 @@ def idle_section(data, out, here):
             pte = st(i, n, "pte_per_task_bytes")
             L.append(f"| {names[i]} | {n:,} | {cell(st(i, n, 'rss_per_task_bytes'))} | "
                      f"{cell(pte) if pte else '-'} | {cell(st(i, n, 'create_ns_per_task'))} | "
-                     f"{cell(st(i, n, 'peak_rss_mb'), 1)} |")
+                     f"{cell(st(i, n, 'peak_rss_mb'), 1)} | "
+                     f"{fmt_num(st(i, n, 'mappings')[0]) if st(i, n, 'mappings') else '-'} |")
     L += ["", "**Ratios** of RSS per idle task, peer / weave (default settings; > 1: the peer "
           "needs more):", "", "| peer | " + " | ".join(f"{n:,}" for n in counts) + " |",
           "|---|" + "---|" * len(counts)]
@@ -291,6 +299,7 @@ def idle_section(data, out, here):
         cells = [ratio(st(i, n, "rss_per_task_bytes"), st("weave", n, "rss_per_task_bytes"))
                  for n in counts]
         L.append(f"| {names[i]} | " + " | ".join(cells) + " |")
+    notes = list(dict.fromkeys(notes))  # each skip is logged once per round
     L += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     csv = os.path.join(out, "idle_rss.csv")
     series = [i for i in impls]
@@ -403,6 +412,40 @@ def flags_section(data):
     return L
 
 
+def headline(data):
+    """The scale target in one paragraph, from idle.txt."""
+    p = os.path.join(data, "idle.txt")
+    if not os.path.exists(p):
+        return []
+    per = defaultdict(list)
+    for line in open(p):
+        w = line.split(None, 1)
+        if len(w) == 2:
+            kv = kv_line(w[1])
+            if kv.get("ok") == "1" and kv.get("count") == "1000000":
+                per[w[0]].append((float(kv["rss_per_task_bytes"]),
+                                  float(kv.get("pte_per_task_bytes", 0))))
+    if "weave" not in per:
+        return []
+    med = {k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v))
+           for k, v in per.items()}
+    w = med["weave"]
+    L = ["## The scale target", "",
+         f"**1,000,000 idle weave fibers** (each blocked on one shared `Event`) in one process "
+         f"with default settings: **{w[0]:,.0f} bytes of RSS per fiber** (+{w[1]:,.0f} bytes of "
+         f"page tables, outside RSS); target ≤ 8 KiB (8,192 bytes): "
+         f"**{'met' if w[0] + w[1] <= 8192 else 'NOT met'}**."]
+    if "weave_packed_2k" in med:
+        L[-1] += (f" The small-stack setting (`stack_size = 2048`: packed stacks, see "
+                  f"docs/fibers.md \"Stacks\"): **{med['weave_packed_2k'][0]:,.0f} bytes**")
+        L[-1] += (f", against {med['go'][0]:,.0f} for a blocked goroutine (Go, same machine)"
+                  if "go" in med else " (Go: not measured in this run)")
+        if "asyncio" in med:
+            L[-1] += f" and {med['asyncio'][0]:,.0f} for an asyncio task"
+        L[-1] += "."
+    return L + [""]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
@@ -428,7 +471,9 @@ def main():
          f"| peers | Boost {m.get('boost')}; {m.get('python3')}; {m.get('go')} |",
          f"| weave build | {m.get('build_type') or '-'} (benchmarks at -O2), commit "
          f"{m.get('commit')} |", "",
-         "## Memory per idle task (the scale test)", ""]
+         ]
+    L += headline(a.data)
+    L += ["## Memory per idle task (the scale test)", ""]
     L += idle_section(a.data, a.data, here)
     L += ["## TCP echo: throughput and memory against concurrency", ""]
     L += echo_section(a.data, a.data, here)
