@@ -59,6 +59,13 @@ struct IoState : IoSource {
   IntrusiveList write_waiters;
   std::function<void()> read_callback;
   std::function<void()> write_callback;
+  // Whether a callback is set: the slot itself is empty while its callback runs (run_dispatch).
+  bool has_read_callback = false;
+  bool has_write_callback = false;
+  // Bumped whenever a callback is set or dropped, so that run_dispatch can tell whether the
+  // callback it ran was replaced meanwhile.
+  std::uint32_t read_generation = 0;
+  std::uint32_t write_generation = 0;
   Dispatch read_dispatch;
   Dispatch write_dispatch;
 
@@ -91,8 +98,8 @@ struct IoState : IoSource {
   static void handle_events(IoSource* src, std::uint32_t events) noexcept {
     auto* s = static_cast<IoState*>(src);
     if (s->callback_mode) {
-      if ((events & kReadEvents) && s->read_callback) s->queue(s->read_dispatch);
-      if ((events & kWriteEvents) && s->write_callback) s->queue(s->write_dispatch);
+      if ((events & kReadEvents) && s->has_read_callback) s->queue(s->read_dispatch);
+      if ((events & kWriteEvents) && s->has_write_callback) s->queue(s->write_dispatch);
       return;
     }
     if (events & kReadEvents) {
@@ -111,8 +118,13 @@ struct IoState : IoSource {
     IoState* s = d->state;
     d->queued = false;
     if (run && !s->closed) {
-      // A copy: the callback may replace itself (or close the watch) while it runs.
-      std::function<void()> cb = read ? s->read_callback : s->write_callback;
+      // The callback runs from a local, since it may replace itself or close the watch while
+      // it runs; it is moved out and back, not copied (a copy cost two indirect calls per
+      // event, ~14% of the Protocol API's user-space instructions on the echo benchmark).
+      std::function<void()>& slot = read ? s->read_callback : s->write_callback;
+      const std::uint32_t& generation = read ? s->read_generation : s->write_generation;
+      const std::uint32_t before = generation;
+      std::function<void()> cb = std::move(slot);
       if (cb) {
         try {
           cb();
@@ -122,6 +134,7 @@ struct IoState : IoSource {
                std::current_exception(),
                {}});
         }
+        if (generation == before && !s->closed) slot = std::move(cb);
       }
     }
     s->unref();
@@ -133,8 +146,8 @@ struct IoState : IoSource {
   // callback would otherwise report a hang-up on every turn).
   void update_callback_registration() {
     std::uint32_t want = 0;
-    if (read_callback) want |= EPOLLIN | EPOLLRDHUP;
-    if (write_callback) want |= EPOLLOUT;
+    if (has_read_callback) want |= EPOLLIN | EPOLLRDHUP;
+    if (has_write_callback) want |= EPOLLOUT;
     if (want == registered_events && registered) return;
     if (want == 0) {
       if (registered) {
@@ -168,9 +181,12 @@ struct IoState : IoSource {
     wake_all(read_waiters);
     wake_all(write_waiters);
     unregister();
-    // A running callback may be what closes the watch: it runs from a copy (run_dispatch).
+    // A running callback may be what closes the watch: it runs from a local (run_dispatch).
     read_callback = nullptr;
     write_callback = nullptr;
+    has_read_callback = has_write_callback = false;
+    ++read_generation;
+    ++write_generation;
     int f = fd;
     fd = -1;
     return f;
@@ -279,13 +295,17 @@ void switch_to_callbacks(detail::IoState* s, const char* what) {
 
 void IoWatch::on_readable(std::function<void()> callback) {
   switch_to_callbacks(state_, "weave::IoWatch::on_readable");
+  state_->has_read_callback = static_cast<bool>(callback);
   state_->read_callback = std::move(callback);
+  ++state_->read_generation;
   state_->update_callback_registration();
 }
 
 void IoWatch::on_writable(std::function<void()> callback) {
   switch_to_callbacks(state_, "weave::IoWatch::on_writable");
+  state_->has_write_callback = static_cast<bool>(callback);
   state_->write_callback = std::move(callback);
+  ++state_->write_generation;
   state_->update_callback_registration();
 }
 

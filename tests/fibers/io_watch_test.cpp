@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <string>
 #include <system_error>
@@ -277,6 +278,60 @@ TEST(IoWatch, WriteCallbackRunsWhileWritable) {
   EXPECT_EQ(calls, 2);
   char buf[8];
   EXPECT_EQ(::read(p.a, buf, sizeof buf), 2);
+}
+
+TEST(IoWatch, ACallbackMayReplaceItselfAndSetTheOtherDirection) {
+  Pair p;
+  weave::Loop loop;
+  weave::IoWatch w(p.a, loop);
+  std::vector<std::string> log;
+  int second_calls = 0, write_calls = 0;
+  send_all(p.b, "x");  // left unread: the read callbacks keep firing (level-triggered)
+  std::function<void()> second = [&] {
+    log.push_back("second");
+    if (++second_calls == 3) {
+      w.on_readable({});
+      w.on_writable({});
+    }
+  };
+  w.on_readable([&] {
+    log.push_back("first");
+    // Setting the write callback from a read callback keeps the read registration, and the
+    // replacement runs from the next event on; the running callback's captures stay valid.
+    w.on_writable([&] { ++write_calls; });
+    w.on_readable(second);
+    log.push_back("first still running");
+  });
+  loop.run();  // ends when both callbacks are gone
+  EXPECT_EQ(log, (std::vector<std::string>{"first", "first still running", "second", "second",
+                                           "second"}));
+  EXPECT_GE(write_calls, 1);
+}
+
+TEST(IoWatch, ACallbackThatIsNotReplacedKeepsRunningAndMaySetTheOtherDirection) {
+  Pair p;
+  weave::Loop loop;
+  weave::IoWatch w(p.a, loop);
+  send_all(p.b, "x");
+  int calls = 0, write_calls = 0;
+  w.on_readable([&] {
+    ++calls;
+    // Setting the other direction from inside keeps this one registered.
+    if (calls == 1)
+      w.on_writable([&] {
+        if (++write_calls == 10000) {  // a bound, so that a lost read registration fails
+          w.on_readable({});
+          w.on_writable({});
+        }
+      });
+    if (calls == 5) {
+      w.on_readable({});
+      w.on_writable({});
+    }
+  });
+  loop.run();
+  EXPECT_EQ(calls, 5);
+  EXPECT_GE(write_calls, 1);
 }
 
 TEST(IoWatch, ACallbackMayCloseItsOwnWatch) {
