@@ -104,7 +104,8 @@ std::size_t StackPool::class_size_for(std::size_t usable) noexcept {
 #if !WEAVE_ASAN && !WEAVE_TSAN
   // Packed stacks: below a page, whole kibibytes side by side with no guard page, so that
   // idle fibers that need little share pages (see kSmallStackMin in the header).
-  if (usable < page) {
+  // 0 is no request at all (a Loop::Options::stack_size of 0): the usual minimum, not this.
+  if (usable > 0 && usable < page) {
     usable = std::max<std::size_t>(usable, kSmallStackMin);
     return (usable + 1023) / 1024 * 1024;
   }

@@ -172,6 +172,7 @@ TEST(PackedStacks, SizesBelowAPageArePackedWithoutGuardPages) {
   EXPECT_EQ(StackPool::class_size_for(2049), 3072u);
   EXPECT_EQ(StackPool::class_size_for(page - 1), page);
   EXPECT_EQ(StackPool::class_size_for(page), 5 * page);  // a page or more: the usual rules
+  EXPECT_EQ(StackPool::class_size_for(0), 5 * page);     // no request: the usual minimum
   for (const auto& s : slots) {
     EXPECT_EQ(s.size, StackPool::kSmallStackMin);
     EXPECT_FALSE(s.guarded);

@@ -33,9 +33,9 @@ struct StackSlot {
 /// `guard_budget()` stacks alive in the process (a quarter of vm.max_map_count), and further
 /// stacks come without a guard page. See docs/fibers.md, "Stacks".
 ///
-/// Packed stacks: a request below one page (e.g. `stack_size = 2048`) gets a slot of whole
-/// kibibytes (at least kSmallStackMin) packed side by side with others, never a guard page, so
-/// that fibers needing little stack (an idle fiber blocked in a wait uses about 0.5 KiB) share
+/// Packed stacks: a request below one page but not 0 (e.g. `stack_size = 2048`) gets a slot of
+/// whole kibibytes (at least kSmallStackMin) packed side by side with others, never a guard page,
+/// so that fibers needing little stack (an idle fiber blocked in a wait uses about 0.5 KiB) share
 /// pages: about 2.4 KB per idle fiber with 2 KiB stacks instead of one page each. An overflow
 /// silently corrupts the neighbouring stack, and a signal handler that runs on the fiber's
 /// stack (one installed without SA_ONSTACK/sigaltstack) needs room for the kernel's signal
