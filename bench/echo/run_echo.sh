@@ -11,8 +11,9 @@
 #   ECHO_RUNS=3                  runs per server and size (the median is reported)
 #   ECHO_SECONDS=3               measured seconds per run (after ECHO_WARMUP=1 s of warm-up)
 #   ECHO_SERVERS="weave-fiber weave-protocol asio threads asyncio"   which servers, in order
-#   ECHO_PIN=1                   pin the server to CPU 0 and the load generator to CPU 1
-#                                (default 0: the scheduler places them; say which in reports)
+#   ECHO_PIN=1                   pin the server to CPU 0 and the load generator to CPU 1 (the
+#                                default: each side gets one CPU, threaded server included);
+#                                ECHO_PIN=0 lets the scheduler place them (say which in reports)
 #   ECHO_DATA=FILE               also keep the raw result lines there (bench/report/run.sh)
 #
 # Every server is a separate program that prints "listening on <port>" as its first line when
@@ -33,7 +34,7 @@ runs=${ECHO_RUNS:-3}
 seconds=${ECHO_SECONDS:-3}
 warmup=${ECHO_WARMUP:-1}
 servers=${ECHO_SERVERS:-"weave-fiber weave-protocol asio threads asyncio"}
-pin=${ECHO_PIN:-0}
+pin=${ECHO_PIN:-1}
 
 if [[ ! -x "$load" ]]; then
   echo "run_echo.sh: $load not found; build first (cmake --build $build --target echo_load)" >&2
