@@ -341,9 +341,20 @@ def echo_section(data, out, here):
              "callbacks", "asio": "Boost.Asio callbacks", "threads": "thread per connection",
              "asyncio": "Python asyncio streams"}
     runs = max((len(v) for v in rows.values()), default=0)
+    pinned = True  # run_echo.sh's default (ECHO_PIN=1)
+    mp = os.path.join(data, "machine_echo.txt")
+    if os.path.exists(mp):
+        for line in open(mp):
+            w = line.split()
+            if len(w) == 2 and w[0] == "pin":
+                pinned = w[1] != "0"
+    placement = ("server pinned to CPU 0 and load generator to CPU 1 (`ECHO_PIN=1`)" if pinned
+                 else "servers and load generator not pinned to CPUs (`ECHO_PIN=0`)")
     L = [load_line(data, "echo"), "",
          "64-byte ping-pong on loopback, every connection in flight at once, a separate "
-         "load-generator process (`bench/echo/echo_load`); servers not pinned to CPUs. "
+         f"load-generator process (`bench/echo/echo_load`); {placement}. The thread-per-connection "
+         "server's 10,000 threads count as runnable in the load average, which therefore "
+         "reads high after this section whatever else ran. "
          f"Median [min–max] of {runs} run(s) per server and size, servers alternating. RSS per "
          "connection = (server's peak RSS under load − its RSS before) / connections.", "",
          "| server | connections | msgs/s | p99 µs | RSS per connection, KB |",

@@ -51,6 +51,7 @@ run_micro() {
 run_echo() {
   rm -f "$data/echo.txt" "$data/machine_echo.txt"
   machine echo before
+  echo "pin ${ECHO_PIN:-1}" >>"$data/machine_echo.txt"  # run_echo.sh's default: pinned
   local env=()
   [[ "$quick" == 1 ]] && env=(ECHO_RUNS=${ECHO_RUNS:-1} ECHO_SECONDS=${ECHO_SECONDS:-2})
   env "${env[@]}" ECHO_DATA="$data/echo.txt" bash "$src/bench/echo/run_echo.sh" "$build" ||
