@@ -8,10 +8,6 @@
 
 #include <sys/socket.h>
 
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <cerrno>
 #include <deque>
 #include <string>
@@ -19,6 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "http_beast.hpp"
 #include "http_internal.hpp"
 #include "internal.hpp"
 #include "weave/errors.hpp"

@@ -1,9 +1,9 @@
 // weave::net::http: Headers, Request, Response, reason phrases and URLs.
 
-#include <boost/beast/http/status.hpp>
 #include <stdexcept>
 #include <string>
 
+#include "http_beast.hpp"
 #include "http_internal.hpp"
 #include "weave/net/http.hpp"
 

@@ -7,15 +7,12 @@
 
 #include <time.h>
 
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <charconv>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "http_beast.hpp"
 #include "http_internal.hpp"
 #include "weave/cancel_scope.hpp"
 #include "weave/errors.hpp"
