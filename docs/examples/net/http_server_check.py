@@ -154,9 +154,10 @@ def main():
             check(code == 200 and body == files["a.txt"], "a symlink inside the root is served")
             code, _, _, head = curl(base + "/a.txt", "-X", "POST", "-d", "x")
             check(code == 405 and "Allow: GET, HEAD" in head, "POST is a 405")
+            # With -I curl writes the response head to the output file too; no body may follow.
             code, _, body, head = curl(base + "/big.bin", "-I")
-            check(code == 200 and body == b"" and "Content-Length: %d" % len(big) in head,
-                  "HEAD of big.bin")
+            check(code == 200 and body.decode(errors="replace").replace("\r\n", "\n") == head and
+                  "Content-Length: %d" % len(big) in head, "HEAD of big.bin")
             # Two URLs in one curl: one connection (keep-alive).
             out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-o", "/dev/null", "-w",
                                   "%{num_connects}\n", base + "/a.txt", base + "/style.css"],
