@@ -463,6 +463,30 @@ Outcome judge(const Flag& flag, Outcome got) {
   return got;
 }
 
+// Names the failure being handled (called in a catch block). The order of the catches matters:
+// weave::TimeoutError and http::ProtocolError are runtime_errors too.
+void classify_failure(Outcome& out, std::chrono::milliseconds timeout) {
+  try {
+    throw;
+  } catch (const weave::TimeoutError&) {
+    out.seen = Fault::stall;
+    out.reason = "timeout after " + std::to_string(timeout.count()) + " ms";
+  } catch (const std::system_error& e) {
+    // ECONNRESET (or EPIPE) is the reset; anything else (ECONNREFUSED) matches no plan.
+    const int err = e.code().value();
+    out.seen = err == ECONNRESET || err == EPIPE ? Fault::reset : Fault::corrupt;
+    out.reason = e.what();
+  } catch (const http::ProtocolError& e) {
+    // A connection that ends in the middle of an answer: how a reset reads when its RST
+    // arrives after the bytes before it were already taken as a truncated response.
+    out.seen = Fault::reset;
+    out.reason = e.what();
+  } catch (const std::exception& e) {
+    out.seen = Fault::corrupt;
+    out.reason = e.what();
+  }
+}
+
 // The one download, the same for the three clients: GET, check the status, the type and
 // every byte. Failures are values, not exceptions, so that the run goes on (only a
 // weave::Cancelled, which is not a std::exception, passes through).
@@ -489,22 +513,8 @@ Outcome download_one(http::Client& client, const Flag& flag, std::chrono::millis
     } else {
       out.ok = true;
     }
-  } catch (const weave::TimeoutError&) {
-    out.seen = Fault::stall;
-    out.reason = "timeout after " + std::to_string(timeout.count()) + " ms";
-  } catch (const std::system_error& e) {
-    // ECONNRESET (or EPIPE) is the reset; anything else (ECONNREFUSED) matches no plan.
-    const int err = e.code().value();
-    out.seen = err == ECONNRESET || err == EPIPE ? Fault::reset : Fault::corrupt;
-    out.reason = e.what();
-  } catch (const http::ProtocolError& e) {
-    // A connection that ends in the middle of an answer: how a reset reads when its RST
-    // arrives after the bytes before it were already taken as a truncated response.
-    out.seen = Fault::reset;
-    out.reason = e.what();
-  } catch (const std::exception& e) {
-    out.seen = Fault::corrupt;
-    out.reason = e.what();
+  } catch (const std::exception&) {
+    classify_failure(out, timeout);
   }
   return judge(flag, std::move(out));
 }

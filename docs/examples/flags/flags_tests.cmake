@@ -63,6 +63,12 @@ flags_fails(server_refused RC 1
 flags_fails(out_of_fds RC 1 ULIMIT_N 40
   ARGS "--mode fibers --count 100 --latency-ms 1 --concurrency 60 --timeout-ms 300 --quiet"
   EXPECT_REGEX "Too many open files \\(UNEXPECTED; the plan was none\\)\n.*flags: mode=fibers count=100 ok=[0-9]+ failed=[1-9][0-9]* ")
+# Not in the ASan build, which has UBSan: its vptr check reads memory through a pipe when it
+# meets a type it has not cached, and with no fd left for the pipe it reports a false "invalid
+# vptr" (and a suppression file cannot be opened then either). The plain and TSan builds run it.
+if(WEAVE_SANITIZE STREQUAL "address")
+  set_tests_properties(example_flags_out_of_fds PROPERTIES DISABLED TRUE)
+endif()
 flags_fails(bad_mode RC 2 ARGS "--mode bogus" EXPECT_REGEX "flags: --mode is sequential, threads, fibers or all\nusage: ")
 flags_fails(bad_count RC 2 ARGS "--count 0" EXPECT_REGEX "flags: --count wants a whole number in 1..18252\n")
 flags_fails(bad_url RC 2 ARGS "--url https://127.0.0.1:8080" EXPECT_REGEX "flags: --url: ")
