@@ -73,3 +73,15 @@ flags_fails(bad_mode RC 2 ARGS "--mode bogus" EXPECT_REGEX "flags: --mode is seq
 flags_fails(bad_count RC 2 ARGS "--count 0" EXPECT_REGEX "flags: --count wants a whole number in 1..18252\n")
 flags_fails(bad_url RC 2 ARGS "--url https://127.0.0.1:8080" EXPECT_REGEX "flags: --url: ")
 flags_fails(bad_fail_kind RC 2 ARGS "--fail teapot" EXPECT_REGEX "flags: --fail takes 404, reset, stall or corrupt")
+
+# The standalone server (--server-only) with a plain HTTP client, `flags --url` against it,
+# and a clean stop on SIGTERM.
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(Python3_Interpreter_FOUND)
+  add_test(NAME example_flags_server_only
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/flags_server_check.py
+      $<TARGET_FILE:flags>)
+  set_tests_properties(example_flags_server_only PROPERTIES LABELS example TIMEOUT 60)
+else()
+  message(STATUS "weave: python3 not found; the flags --server-only test is skipped")
+endif()
