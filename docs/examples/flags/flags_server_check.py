@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Drives `flags --server-only` as a user would: start it on a free port, read "listening on
-<port>", check a flag and a 404 with a plain HTTP client (urllib), run `flags --url` against it
-with the same failure plan, then stop the server with SIGTERM and check that it says so and
-exits with status 0.
+<port>", check a flag and a 404 with a plain HTTP client (urllib), run `flags --url --save`
+against it with the same failure plan, check the saved files, then stop the server with
+SIGTERM and check that it says so and exits with status 0.
 
 Usage: flags_server_check.py <path to flags>
 """
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -38,8 +41,9 @@ def main():
             except urllib.error.HTTPError as e:
                 assert e.code == 404, (path, e.code)
 
+        saved = tempfile.mkdtemp(prefix="flags_saved_")
         client = subprocess.run([flags, "--url", base + "/", "--mode", "fibers", "--count", "50",
-                                 "--concurrency", "10", "--quiet"] + FAIL,
+                                 "--concurrency", "10", "--quiet", "--save", saved] + FAIL,
                                 capture_output=True, text=True, timeout=60)
         print(client.stdout, end="")
         assert client.returncode == 0, client.stderr
@@ -47,6 +51,14 @@ def main():
         assert re.search(r"^flags: mode=fibers count=50 ok=4[0-9] failed=[1-9] ",
                          client.stdout, re.M), client.stdout
         assert "(injected 404)" in client.stdout
+        # --save wrote every flag that arrived, byte for byte what the server sends.
+        files = sorted(os.listdir(saved))
+        ok = int(re.search(r" ok=(\d+) ", client.stdout).group(1))
+        assert len(files) == ok and f"saved {ok} flags to {saved}" in client.stdout, files
+        with open(os.path.join(saved, "ad.gif"), "rb") as f:
+            with urllib.request.urlopen(base + "/flags/ad.gif", timeout=5) as r:
+                assert f.read() == r.read()
+        shutil.rmtree(saved)
 
         server.send_signal(signal.SIGTERM)
         rest, _ = server.communicate(timeout=10)

@@ -70,7 +70,7 @@ if(WEAVE_SANITIZE STREQUAL "address")
   set_tests_properties(example_flags_out_of_fds PROPERTIES DISABLED TRUE)
 endif()
 flags_fails(bad_mode RC 2 ARGS "--mode bogus" EXPECT_REGEX "flags: --mode is sequential, threads, fibers or all\nusage: ")
-flags_fails(bad_count RC 2 ARGS "--count 0" EXPECT_REGEX "flags: --count wants a whole number in 1..18252\n")
+flags_fails(bad_count RC 2 ARGS "--count 0" EXPECT_REGEX "flags: --count wants a whole number in 1..475228\n")
 flags_fails(bad_url RC 2 ARGS "--url https://127.0.0.1:8080" EXPECT_REGEX "flags: --url: ")
 flags_fails(bad_fail_kind RC 2 ARGS "--fail teapot" EXPECT_REGEX "flags: --fail takes 404, reset, stall or corrupt")
 
@@ -85,3 +85,6 @@ if(Python3_Interpreter_FOUND)
 else()
   message(STATUS "weave: python3 not found; the flags --server-only test is skipped")
 endif()
+# --save into a directory that is not there: each flag reports why, and the status is 1.
+flags_fails(save_fails RC 1 ARGS "--mode sequential --count 2 --latency-ms 0 --save /nonexistent-flags-dir"
+  EXPECT_REGEX "ad: saving /nonexistent-flags-dir/ad.gif: No such file or directory \\(UNEXPECTED; the plan was none\\)\n")
