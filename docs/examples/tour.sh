@@ -107,6 +107,9 @@ stop "cpu_starve: a fiber that computes without yielding stops a heartbeat fiber
   cpu_starve
 stop "blocking_call: a blocking call in a fiber stops every fiber; weave::to_thread does not" \
   blocking_call
+# The tutorials' headline: the same download code, one at a time, on threads, on fibers.
+stop "flags: 60 flag images from a local HTTP server with 50 ms latency: sequential, 50 threads, 50 fibers" \
+  flags/flags --mode all --count 60
 # The bridge: callback code moved to fibers one call site at a time (docs/migration.md).
 stop "three_stages: one callback library called with nested callbacks, as sequential fiber code, with a timeout, and from callback code" \
   bridge/three_stages
