@@ -10,8 +10,8 @@
 //
 // Usage: flags [--mode sequential|threads|fibers|all] [--count N] [--latency-ms L]
 //              [--concurrency C] [--timeout-ms T] [--fail KIND[,KIND..]] [--fail-rate R]
-//              [--quiet] [--save DIR] [--min-ratio X] [--url http://host:port] [--server-only
-//              [--port P]]
+//              [--quiet] [--save DIR] [--min-ratio X] [--url http://host:port]
+//              [--server-only [--port P]]
 //   --mode M          which client(s) run (default all: sequential, threads, fibers).
 //   --count N         flags to download (default 200; 1..475228): the 249 ISO 3166 codes
 //                     first, then the other two-letter codes, then three- and four-letter ones.
@@ -28,7 +28,7 @@
 //                     the clients agree without talking.
 //   --quiet           no progress (the per-flag failures and the summary are still printed).
 //   --save DIR        also write each verified image to DIR/<cc>.gif (DIR must exist).
-//   --min-ratio X     fibers: exit 1 if the rate is below X times the ideal C/L.
+//   --min-ratio X     exit 1 if a client's rate is below X times its ideal (see the output).
 //   --url URL         download from a running `flags --server-only` (started with the same
 //                     --fail/--fail-rate) instead of the embedded server.
 //   --server-only     only serve (on --port P, default 0: a free port), print
@@ -667,10 +667,20 @@ bool report(const std::string& mode, const std::vector<Flag>& flags, const RunRe
                               : "SOME FAILURES WERE NOT PLANNED");
   const double rate = res.seconds > 0 ? static_cast<double>(flags.size()) / res.seconds : 0;
   bool good = unexpected == 0;
-  if (mode == "fibers" && o.latency.count() > 0) {
-    const double ideal = static_cast<double>(std::min(o.concurrency, flags.size())) * 1000.0 /
-                         static_cast<double>(o.latency.count());
-    std::printf("  ideal C/L = %.1f items/s; reached %.1f%%\n", ideal, 100.0 * rate / ideal);
+  if (o.latency.count() > 0) {
+    // No client can beat C/L: C downloads in flight, each taking at least L. For a count that
+    // is not a multiple of C the last round is partly empty, so the best this run could do is
+    // count / (rounds * L); with many rounds the two agree.
+    const std::size_t in_flight = mode == "sequential" ? 1 : o.concurrency;
+    const std::size_t rounds = (flags.size() + in_flight - 1) / in_flight;
+    const double latency_s = static_cast<double>(o.latency.count()) / 1000.0;
+    const double ideal =
+        static_cast<double>(flags.size()) / (static_cast<double>(rounds) * latency_s);
+    std::printf(
+        "  ideal: %zu rounds of %lld ms at %zu in flight = %.1f items/s (C/L = %.1f); "
+        "reached %.1f%%\n",
+        rounds, static_cast<long long>(o.latency.count()), in_flight, ideal,
+        static_cast<double>(in_flight) / latency_s, 100.0 * rate / ideal);
     if (rate < o.min_ratio * ideal) {
       std::printf("  BELOW --min-ratio %.2f\n", o.min_ratio);
       good = false;

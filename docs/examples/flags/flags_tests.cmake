@@ -30,9 +30,9 @@ endfunction()
 set(_num "[0-9]+\\.[0-9]+")
 # Each client alone: all flags, every byte checked, and the summary line in its exact shape.
 flags_test(sequential ARGS "--mode sequential --count 20 --latency-ms 2"
-  EXPECT_REGEX "\nad ae af ag ai .*20 flags over 1 connections; every byte checked\nflags: mode=sequential count=20 ok=20 failed=0 seconds=${_num} items_per_s=${_num}\n$")
+  EXPECT_REGEX "\nad ae af ag ai .*20 flags over 1 connections; every byte checked\n  ideal: 20 rounds of 2 ms at 1 in flight = 500.0 items/s [^\n]*\nflags: mode=sequential count=20 ok=20 failed=0 seconds=${_num} items_per_s=${_num}\n$")
 flags_test(threads ARGS "--mode threads --count 100 --latency-ms 5 --concurrency 10"
-  EXPECT_REGEX "a pool of 10 std::threads.*100 flags over 10 connections; every byte checked\nflags: mode=threads count=100 ok=100 failed=0 seconds=${_num} items_per_s=${_num}\n$")
+  EXPECT_REGEX "a pool of 10 std::threads.*100 flags over 10 connections; every byte checked\n  ideal: 10 rounds of 5 ms at 10 in flight = 2000.0 items/s [^\n]*\nflags: mode=threads count=100 ok=100 failed=0 seconds=${_num} items_per_s=${_num}\n$")
 # More flags than the ISO list (249), so that the generated codes are fetched too. The
 # connection count shows the keep-alive pool: one connection per download in flight.
 flags_test(fibers ARGS "--mode fibers --count 300 --latency-ms 5 --concurrency 30 --quiet"
@@ -40,14 +40,14 @@ flags_test(fibers ARGS "--mode fibers --count 300 --latency-ms 5 --concurrency 3
 # The loose one-sided rate check: 20 in flight, 20 ms each, ideal 1000 flags/s; at least 30%
 # of it (the benchmark reaches about 95% with 50 in flight and 50 ms; sanitizers are slower).
 flags_test(fibers_rate ARGS "--mode fibers --count 200 --latency-ms 20 --concurrency 20 --quiet --min-ratio 0.3"
-  EXPECT_REGEX "ideal C/L = 1000.0 items/s; reached [0-9.]+%\nflags: mode=fibers count=200 ok=200 failed=0 ")
+  EXPECT_REGEX "ideal: 10 rounds of 20 ms at 20 in flight = 1000.0 items/s \\(C/L = 1000.0\\); reached [0-9.]+%\nflags: mode=fibers count=200 ok=200 failed=0 ")
 # The tour's run, shortened: three summary lines, in order.
 flags_test(all ARGS "--mode all --count 30 --latency-ms 2 --concurrency 8"
   EXPECT_REGEX "flags: mode=sequential count=30 ok=30 failed=0 [^\n]*\n.*flags: mode=threads count=30 ok=30 failed=0 [^\n]*\n.*flags: mode=fibers count=30 ok=30 failed=0 [^\n]*\n$")
 # Injected failures of every kind (20% of the codes: the plan picks 5 x 404, 2 resets and 5
 # stalls among these 60): each reported with its code and reason in every mode, and the run
 # completes with status 0 because every failure was planned.
-set(_failed "  ag: [^\n]*Connection reset by peer \\(injected reset\\)\n  ar: timeout after 200 ms \\(injected stall\\)\n.*  az: 404 Not Found \\(injected 404\\)\n.*every failure injected\n")
+set(_failed "  ag: [^\n]*Connection reset by peer \\(injected reset\\)\n  ar: timeout after 200 ms \\(injected stall\\)\n.*  az: 404 Not Found \\(injected 404\\)\n.*every failure injected\n  ideal: [^\n]*\n")
 flags_test(injected_failures
   ARGS "--mode all --count 60 --latency-ms 2 --concurrency 10 --fail 404,reset,stall --fail-rate 0.2 --timeout-ms 200 --quiet"
   EXPECT_REGEX "60 flags from the embedded server.* 12 failures injected\n.*${_failed}flags: mode=sequential count=60 ok=48 failed=12 .*${_failed}flags: mode=threads count=60 ok=48 failed=12 .*${_failed}.*flags: mode=fibers count=60 ok=48 failed=12 ")
