@@ -360,16 +360,17 @@ void shut_down(net::Server& server) {
 class EmbeddedServer {
  public:
   explicit EmbeddedServer(ServerConfig cfg) : cfg_(std::move(cfg)) {
-    std::promise<std::uint16_t> ready;
-    std::future<std::uint16_t> port = ready.get_future();
-    thread_ = std::thread([this, &ready] {
+    // The promise is a member, not a local: the thread may still touch it (set_exception
+    // below) after this constructor has returned.
+    std::future<std::uint16_t> port = ready_.get_future();
+    thread_ = std::thread([this] {
       try {
         weave::run([&] {
           weave::Event stop;
           net::Server server = start_flags_server(cfg_, 0);
           loop_ = &weave::Loop::current();
           stop_ = &stop;
-          ready.set_value(server.port());  // publishes loop_ and stop_ too
+          ready_.set_value(server.port());  // publishes loop_ and stop_ too
           stop.wait();
           shut_down(server);
         });
@@ -377,7 +378,7 @@ class EmbeddedServer {
         // Before set_value the caller is waiting for the port: it gets the error. After it,
         // nothing should throw; a failure then is printed and the clients see a dead server.
         try {
-          ready.set_exception(std::current_exception());
+          ready_.set_exception(std::current_exception());
         } catch (const std::future_error&) {
           std::fprintf(stderr, "flags: the embedded server failed\n");
         }
@@ -400,6 +401,7 @@ class EmbeddedServer {
 
  private:
   ServerConfig cfg_;
+  std::promise<std::uint16_t> ready_;
   std::thread thread_;
   weave::Loop* loop_ = nullptr;
   weave::Event* stop_ = nullptr;
@@ -585,6 +587,20 @@ RunResult run_threads(const std::vector<Flag>& flags, const Options& o, Progress
   const auto start = Clock::now();
   std::vector<std::thread> pool;
   pool.reserve(errors.size());
+  // A pool that cannot start every thread (EAGAIN at the process's thread limit) is not a
+  // pool of C: the threads already running are told there is no more work, joined, and the
+  // error is reported.
+  struct JoinAll {
+    std::vector<std::thread>& pool;
+    std::atomic<std::size_t>& next;
+    std::size_t end;
+    bool done = false;
+    ~JoinAll() {
+      if (done) return;
+      next = end;
+      for (auto& th : pool) th.join();
+    }
+  } join_all{pool, next, flags.size()};
   for (std::size_t t = 0; t < errors.size(); ++t)
     pool.emplace_back([&, t] {
       try {
@@ -601,6 +617,7 @@ RunResult run_threads(const std::vector<Flag>& flags, const Options& o, Progress
       }
     });
   for (auto& th : pool) th.join();
+  join_all.done = true;
   res.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   res.connections = connections.load();
   for (auto& e : errors)
