@@ -233,7 +233,7 @@ bool SlabHeap::take_remote() noexcept {
       s->has_remote.store(false, std::memory_order_relaxed);
     }
   }
-  for (Slab* s = all_, *next = nullptr; s != nullptr; s = next) {
+  for (Slab *s = all_, *next = nullptr; s != nullptr; s = next) {
     next = s->all_next;
     if (s == current_[s->cls] || s->free == nullptr) continue;
     if (s->used == 0) {
@@ -280,7 +280,7 @@ SlabHeap::~SlabHeap() {
     spare_ = nullptr;
   }
   std::lock_guard<std::mutex> lock(g_remote_mutex);
-  for (Slab* s = all_, *next = nullptr; s != nullptr; s = next) {
+  for (Slab *s = all_, *next = nullptr; s != nullptr; s = next) {
     next = s->all_next;
     while (FreeBlock* b = s->remote) {
       s->remote = b->next;

@@ -129,8 +129,8 @@ struct StreamState {
   std::size_t rend = 0;
   bool eof = false;
   bool read_tried = false;  // the stream's first read was made (see read_into)
-  bool reading = false;  // a fiber is inside a read
-  int read_error = 0;    // a read failed: later reads fail the same way once the buffer is empty
+  bool reading = false;     // a fiber is inside a read
+  int read_error = 0;       // a read failed: later reads fail the same way once the buffer is empty
 
   // Write side. The queued bytes are wbuf[wpos, size).
   std::string wbuf;

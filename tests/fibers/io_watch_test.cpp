@@ -11,8 +11,8 @@
 
 #include <cerrno>
 #include <chrono>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <system_error>
 #include <vector>

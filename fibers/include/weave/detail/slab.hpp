@@ -73,8 +73,8 @@ class SlabHeap {
   Slab* all_ = nullptr;           // every slab owned, for remote frees and the destructor
   Slab* spare_ = nullptr;         // one empty slab kept for reuse
   std::size_t slabs_ = 0;
-  std::size_t per_class_[kClasses] = {};         // slabs per class, for the huge-page policy
-  std::atomic<bool> remote_pending_{false};      // some slab of ours has a remote list
+  std::size_t per_class_[kClasses] = {};     // slabs per class, for the huge-page policy
+  std::atomic<bool> remote_pending_{false};  // some slab of ours has a remote list
 };
 
 }  // namespace weave::detail
