@@ -106,21 +106,26 @@ std::size_t SlabHeap::blocks_in_use() const noexcept {
   return n;
 }
 
+namespace {
+// A block of `s`: a freed one first, else the next never-used one; null if `s` is full.
+void* take_block(Slab* s) noexcept {
+  if (FreeBlock* b = s->free) {
+    s->free = b->next;
+    ++s->used;
+    return b;
+  }
+  if (s->bump == s->end) return nullptr;
+  void* p = s->bump;
+  s->bump += s->block;
+  ++s->used;
+  return p;
+}
+}  // namespace
+
 void* SlabHeap::allocate(std::size_t size) {
   const std::size_t cls = (size - 1) / kClassBytes;
-  if (Slab* s = current_[cls]) {
-    if (FreeBlock* b = s->free) {
-      s->free = b->next;
-      ++s->used;
-      return b;
-    }
-    if (s->bump != s->end) {
-      void* p = s->bump;
-      s->bump += s->block;
-      ++s->used;
-      return p;
-    }
-  }
+  if (Slab* s = current_[cls])
+    if (void* p = take_block(s)) return p;
   return refill(cls);
 }
 
@@ -128,8 +133,8 @@ void* SlabHeap::allocate(std::size_t size) {
 // partial slab, then a new one.
 void* SlabHeap::refill(std::size_t cls) {
   if (remote_pending_.load(std::memory_order_acquire) && take_remote()) {
-    Slab* s = current_[cls];
-    if (s != nullptr && s->free != nullptr) return allocate(cls * kClassBytes + 1);
+    if (Slab* s = current_[cls])
+      if (void* p = take_block(s)) return p;
   }
   Slab* s = partial_[cls];
   if (s != nullptr) {
@@ -138,7 +143,7 @@ void* SlabHeap::refill(std::size_t cls) {
     s = new_slab(cls);
   }
   current_[cls] = s;
-  return allocate(cls * kClassBytes + 1);
+  return take_block(s);  // a partial slab has a free block, a new one is empty
 }
 
 Slab* SlabHeap::new_slab(std::size_t cls) {
