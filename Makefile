@@ -1,14 +1,16 @@
 # weave's entry points. The two commands of the README:
 #
 #   make demo   installs what is missing, builds, and runs the tour of the examples
-#   make test   builds three ways (plain, ASan+UBSan, TSan) and runs the whole test suite in each
+#   make test   builds three ways (plain, ASan+UBSan, TSan) and runs the whole test suite in each,
+#               then builds the libFuzzer target (clang, ASan+UBSan) and fuzzes its corpus
 #
-# Other targets: deps, build, bench, clean; test-build, test-build-asan, test-build-tsan run
-# one of the three test suites of `make test` alone.
+# Other targets: deps, build, bench, clean; test-build, test-build-asan, test-build-tsan,
+# test-build-fuzz run one of the four test suites of `make test` alone.
 #
 # Variables: JOBS (parallel compile jobs, default: nproc), CTEST_JOBS (parallel tests, 2),
 # BUILD_TYPE (RelWithDebInfo), CXX (compiler of the plain and ASan builds, g++),
-# TSAN_CXX (compiler of the TSan build, clang++-14).
+# TSAN_CXX (compiler of the TSan build, clang++-14), FUZZ_CXX (of the fuzz build, clang++-14),
+# FUZZ_SECONDS (how long `make test` fuzzes after the corpus, 50).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -25,20 +27,29 @@ CTEST ?= ctest
 # g++ 12 (make's default $(CXX)) for the plain and ASan builds; clang 14 for TSan, where
 # g++ 12's TSan took 30 times longer and 20 times the memory on the same fiber test.
 TSAN_CXX ?= clang++-14
+# libFuzzer comes with clang only.
+FUZZ_CXX ?= clang++-14
+FUZZ_SECONDS ?= 50
 
 # Debian 12 packages: the toolchains, CMake, Boost 1.81 (Boost.Context; Boost.Fiber for the
 # benchmarks), GoogleTest, Google Benchmark, python3 for the scripts, and valgrind, whose
-# headers let the stack pool register fiber stacks with valgrind.
-DEB_PACKAGES := g++ clang-14 cmake make libboost1.81-dev libboost-context1.81-dev \
-  libboost-fiber1.81-dev libgtest-dev libbenchmark-dev python3 valgrind
+# headers let the stack pool register fiber stacks with valgrind. clang's sanitizer and libFuzzer
+# runtimes are in libclang-rt-14-dev, which clang-14 only recommends.
+DEB_PACKAGES := g++ clang-14 libclang-rt-14-dev cmake make libboost1.81-dev \
+  libboost-context1.81-dev libboost-fiber1.81-dev libgtest-dev libbenchmark-dev python3 valgrind
 
 # The test suites of `make test`: a build directory each, with its CMake options and the
 # environment its tests run in.
-SUITES := build build-asan build-tsan
+SUITES := build build-asan build-tsan build-fuzz
 CONFIG_build := -DWEAVE_SANITIZE= -DWEAVE_BUILD_BENCH=ON
 CONFIG_build-asan := -DWEAVE_SANITIZE=address -DWEAVE_BUILD_BENCH=OFF
 CONFIG_build-tsan := -DWEAVE_SANITIZE=thread -DWEAVE_BUILD_BENCH=OFF \
   -DCMAKE_CXX_COMPILER=$(TSAN_CXX)
+# Only the libraries (with coverage for libFuzzer) and the fuzz target, whose one test replays
+# tests/fuzz/corpus and then fuzzes for FUZZ_SECONDS (tests/fuzz/CMakeLists.txt).
+CONFIG_build-fuzz := -DWEAVE_FUZZ=ON -DWEAVE_SANITIZE=address -DWEAVE_BUILD_TESTS=OFF \
+  -DWEAVE_BUILD_BENCH=OFF -DWEAVE_BUILD_EXAMPLES=OFF -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) \
+  -DWEAVE_FUZZ_SECONDS=$(FUZZ_SECONDS)
 # The compiler the plain and ASan builds get when their directory is first configured.
 FIRST_CXX_build := $(CXX)
 FIRST_CXX_build-asan := $(CXX)
@@ -49,6 +60,7 @@ ENV_build :=
 ENV_build-asan := ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ENV_build-tsan := TSAN_OPTIONS=halt_on_error=1
+ENV_build-fuzz :=
 
 .PHONY: all deps build test bench demo clean test-summary $(SUITES:%=test-%)
 

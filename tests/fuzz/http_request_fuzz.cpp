@@ -38,8 +38,13 @@ using namespace std::chrono_literals;
 http::Response handle(const http::Request& req) {
   auto path = req.path();
   if (path == "/throw") throw std::runtime_error("handler failure");
+  // The body is summed up, not echoed: a request body may hold any byte, and the oracle below
+  // checks that no NUL reaches the output.
+  std::uint32_t sum = 2166136261u;  // FNV-1a
+  for (unsigned char c : req.body) sum = (sum ^ c) * 16777619u;
   http::Response r(200, req.method + " " + std::string(path) + " " +
-                            std::to_string(req.headers.size()) + " " + req.body);
+                            std::to_string(req.headers.size()) + " " +
+                            std::to_string(req.body.size()) + " " + std::to_string(sum));
   if (path == "/stream") {
     auto left = std::make_shared<int>(3);
     r.body_source = [left](std::span<char> buf) -> std::size_t {
