@@ -10,6 +10,15 @@ if(Python3_Interpreter_FOUND)
         $<TARGET_FILE:http_server> --signal ${sig})
     set_tests_properties(example_http_server_${sig} PROPERTIES LABELS example TIMEOUT 120)
   endforeach()
+  # A short real load (http_server_load.py: ab -k -n 2000 -c 20 and wrk -t2 -c50 -d1s, about
+  # 2 s): every request answered with a 2xx, the server still up, then stopped by SIGTERM.
+  # Skipped (exit 77) when neither wrk nor ab is installed. It loads both cores, so it runs
+  # alone rather than beside timing-sensitive tests.
+  add_test(NAME example_http_server_load
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/http_server_load.py
+      $<TARGET_FILE:http_server>)
+  set_tests_properties(example_http_server_load PROPERTIES LABELS example TIMEOUT 120
+    SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
 else()
   message(STATUS "weave: python3 not found; the http_server tests are skipped")
 endif()
