@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <deque>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -194,6 +195,20 @@ Response read_response(detail::Connection& c, const Request& req, const Url& url
   }
 }
 
+/// After sending failed because the peer closed: the response it may have sent before closing,
+/// or nothing (the send's error then stands).
+std::optional<Response> read_early_response(detail::Connection& c, const Request& req,
+                                            const Url& url, const ClientOptions& o) {
+  try {
+    bool keep = false;
+    return read_response(c, req, url, o, false, keep);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 Url resolve_location(const Url& base, std::string_view location) {
   if (location.size() >= 2 && location.substr(0, 2) == "//")
     return Url::parse("http:" + std::string(location));
@@ -291,15 +306,24 @@ Response Client::request(Request req, SourceLocation where) {
       } abort_guard{c};
       bool keep = false;
       try {
+        bool sent = false;
         try {
           c.stream.write(wire);
           c.stream.drain(where);
+          sent = true;
         } catch (const std::system_error& e) {
-          if (reused && net::detail::is_connection_lost(e.code().value()))
-            throw StaleConnection{std::current_exception()};
-          throw;
+          if (!net::detail::is_connection_lost(e.code().value())) throw;
+          // The server may have answered before reading the whole body (a 413 for a body
+          // over its limit) and closed: its answer is then waiting to be read. The connection
+          // is not pooled (`keep` stays false).
+          if (auto early = read_early_response(c, req, url, o)) {
+            resp = std::move(*early);
+          } else {
+            if (reused) throw StaleConnection{std::current_exception()};
+            throw;
+          }
         }
-        resp = read_response(c, req, url, o, reused, keep);
+        if (sent) resp = read_response(c, req, url, o, reused, keep);
       } catch (const StaleConnection& stale) {
         if (attempt == 0 && is_idempotent(req.method)) continue;  // once, on a fresh connection
         if (stale.error) std::rethrow_exception(stale.error);

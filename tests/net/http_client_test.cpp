@@ -297,6 +297,39 @@ TEST(HttpClient, BodyAndHeaderLimits) {
   });
 }
 
+// A server answers an upload over its body limit with 413 and closes without reading the
+// body; the client, still sending, gets EPIPE or ECONNRESET. The 413 is waiting in the
+// socket: the client returns it rather than the send error.
+TEST(HttpClient, UploadOverTheServersLimitReturnsThe413) {
+  run_http([] {
+    http::ServerOptions so;
+    so.max_body_bytes = 64 * 1024;
+    auto server = http::serve(echo, "127.0.0.1", 0, so);
+    http::Client client;
+    EXPECT_EQ(client.get(url(server.port(), "/")).status, 200);  // a pooled connection
+    for (int i = 0; i < 2; ++i) {  // on the reused connection, then on a fresh one
+      auto r = client.post(url(server.port(), "/up"), std::string(8 << 20, 'u'));
+      EXPECT_EQ(r.status, 413);
+      EXPECT_EQ(client.idle_count(), 0u) << "the closed connection is not pooled";
+    }
+    EXPECT_EQ(client.connections_opened(), 2u);
+    // A peer that resets without answering is still an error: the send's (or, if the kernel
+    // had taken the whole body, the read's).
+    auto rude = raw_peer([](Stream& s) {
+      read_request(s);
+      s.abort();
+    });
+    try {
+      client.post(url(rude.port(), "/"), std::string(8 << 20, 'u'));
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error&) {
+    } catch (const http::ProtocolError&) {
+    }
+    rude.close();
+    server.close();
+  });
+}
+
 TEST(HttpClient, Redirects) {
   run_http([] {
     auto server = http::serve(
