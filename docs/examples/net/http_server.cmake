@@ -25,3 +25,15 @@ endif()
 # Bad arguments: a usage message and status 2.
 add_test(NAME example_http_server_usage COMMAND http_server --port 70000)
 set_tests_properties(example_http_server_usage PROPERTIES WILL_FAIL TRUE)
+# http_server_api: the tour of docs/http.md (a server and a client on one loop); its output
+# names each call's result. The second test keeps every ```cpp block of docs/http.md a piece of
+# http_server_api.cpp or http_server.cpp, so that the page shows code that is compiled and run.
+weave_example_test(http_server_api EXPECT_REGEX
+  "GET /hello +200 OK, 6 bytes: hello\nPOST /echo.x=1 +200 OK, 7 bytes: ..n..1.\n  Content-Type application/json, X-Query x=1\n  connections opened: 1, idle in the pool: 1\nPUT /echo +404 Not Found.*GET /old +301 Moved Permanently.*GET /old, following +200 OK, 6 bytes: hello\nGET /count +200 OK, 6 bytes: 0 1 2 \nGET /slow under fail_after.100ms.: TimeoutError\nGET /slow under 5 s +200 OK, 8 bytes: finally\nGET with a 10 kB field +431 .*POST of 100 kB +413 .*port 1: std::system_error: Connection refused\nhttps: std::invalid_argument: .*max_body_bytes = 4: http::LimitError: .*connections opened by the client: 3\n$")
+if(Python3_Interpreter_FOUND)
+  add_test(NAME example_http_docs_match_sources
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/http_server_docs_check.py
+      ${PROJECT_SOURCE_DIR}/docs/http.md ${CMAKE_CURRENT_SOURCE_DIR}/http_server_api.cpp
+      ${CMAKE_CURRENT_SOURCE_DIR}/http_server.cpp)
+  set_tests_properties(example_http_docs_match_sources PROPERTIES LABELS example)
+endif()

@@ -204,11 +204,11 @@ def run_ab(port, n, conns):
     if proc.returncode != 0:
         # ab gives up on the first socket error or timeout ("apr_pollset_poll: The timeout
         # specified has expired") and prints only how many requests had completed.
-        m = re.search(r"Total of (\d+) requests completed", proc.stderr)
+        m = re.search(r"Total of (\d+) requests completed", out + proc.stderr)
         done = int(m.group(1)) if m else 0
         r["errors"] = max(r["errors"], n - done, 1)
         r["aborted"] = "ab gave up after %d of %d: %s" % (
-            done, n, (proc.stderr.strip().splitlines() or ["?"])[-2:][0])
+            done, n, (proc.stderr.strip().splitlines() or ["?"])[0])
     m = re.search(r"Non-2xx responses:\s+(\d+)", out)
     r["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Complete requests:\s+(\d+)", out)
