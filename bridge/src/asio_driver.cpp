@@ -64,7 +64,21 @@ struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
       missed_io = missed_io || check_io;
       return;
     }
-    if (!loop.run_nowait(check_io)) stop_requested = true;
+    after_turn(loop.run_nowait(check_io));
+  }
+
+  // A task woken by a use_fiber handler, run at once if the loop is idle: the same as waking it
+  // and running a turn (turn(false)), minus the turn's machinery (see LoopAccess::run_woken).
+  bool resume(detail::TaskBase* t) {
+    if (detached) return false;
+    bool stopped = false;
+    if (!detail::LoopAccess::run_woken(loop, t, stopped)) return false;
+    after_turn(!stopped);
+    return true;
+  }
+
+  void after_turn(bool keep_going) {
+    if (!keep_going) stop_requested = true;
     if (std::exchange(missed_io, false)) post_turn(true);
     schedule();
     // A run of the driver (run, run_until_complete) reached its goal: end io.run() there.
@@ -167,6 +181,16 @@ void AsioDriver::run_turn_now() noexcept {
     // run_nowait throws only on misuse (another loop running on this thread); fall back to a
     // posted turn, which reports nothing either but keeps the fiber from being stranded.
     request_turn();
+  }
+}
+
+bool AsioDriver::resume_now(detail::TaskBase* t) noexcept {
+  try {
+    return core_->resume(t);
+  } catch (...) {
+    // Only post_turn can throw (out of memory for the handler), after the task ran: the next
+    // timer or post still runs a turn.
+    return true;
   }
 }
 

@@ -152,6 +152,10 @@ void StateBase::resume_waiter() noexcept {
   // call), or it has left. A closed loop's fibers are gone or abandoned; its inbox says so.
   if (!waiting_ || inbox_->closed()) return;
   if (waiter_->state != TaskState::Suspended) return;  // ready already (woken by a cancel)
+  // From the top of an outer loop's callback (an Asio handler) on an idle embedded loop: run the
+  // fiber right here, as spawn's handlers do, instead of readying it and running a turn.
+  if (top_level_)
+    if (Embedder* e = Embedder::of(*loop_); e && e->resume_now(waiter_)) return;
   LoopAccess::wake(*loop_, waiter_);
   // From an outer loop's callback (an Asio handler) while the weave loop is not running: tell
   // the outer loop that a turn is due.
@@ -173,6 +177,9 @@ void StateBase::wait(weave::detail::TaskBase* self, SourceLocation where) {
       if (!cancel_asked_) {
         cancel_asked_ = true;
         on_cancel_(this);
+        // An operation may complete right inside its cancellation handler (a custom one that
+        // does not post its completion): the outcome is then here, and nothing will wake us.
+        if (ready()) break;
       }
       continue;
     }

@@ -39,6 +39,37 @@ bool Loop::run_nowait(bool check_io) {
   return !stopped;
 }
 
+bool Loop::run_woken(detail::TaskBase* t, bool& stopped) {
+  // The conditions under which this is the same as wake(t) + run_nowait(false) except for where
+  // the turn boundary falls (see LoopAccess::run_woken): nothing else ready, so `t` would have
+  // been first in that turn anyway. The thread is the caller's to check (it knows it is on the
+  // loop's thread: the inbox's owner).
+  if (running_ || closed_ || ready_count_ != 0 || t->state != detail::TaskState::Suspended ||
+      detail::running_loop_slot() != nullptr)
+    return false;
+  running_ = true;
+  stopping_ = false;
+  detail::set_running_loop(this);
+  // As in run_nowait: when `t` suspends it switches back here instead of starting a turn.
+  goal_ = [](void*) { return true; };
+  goal_arg_ = nullptr;
+  goal_dirty_ = true;
+  struct Reset {
+    Loop* l;
+    ~Reset() {
+      l->running_ = false;
+      l->goal_ = nullptr;
+      detail::set_running_loop(nullptr);
+    }
+  } reset{this};
+  turn_budget_ = 0;  // (already: a turn's budget never exceeds the ready count)
+  t->state = detail::TaskState::Ready;
+  run_fiber(t);
+  stopped = stopping_;
+  stopping_ = false;
+  return true;
+}
+
 std::optional<Duration> Loop::poll_timeout() const noexcept {
   if (ready_count_ > 0 || inbox_->has_items()) return Duration::zero();
   if (timers_.empty()) return std::nullopt;

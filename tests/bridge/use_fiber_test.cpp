@@ -7,21 +7,27 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
+#include <vector>
 
 #include "virtual_time.hpp"
 #include "weave/asio/driver.hpp"
+#include "weave/bridge/embedder.hpp"
 #include "weave/cancel_scope.hpp"
+#include "weave/event.hpp"
 #include "weave/task.hpp"
 #include "weave/this_fiber.hpp"
 
@@ -253,6 +259,246 @@ TEST_F(UseFiber, TheEcFormReportsACancellationAsOperationAborted) {
   });
   finish(waiter);
   EXPECT_TRUE(waiter.cancelled());
+}
+
+// ---- The direct resume: a handler on the driver's thread runs its fiber at once ---------------
+//
+// When a use_fiber handler runs on the loop's thread while the loop is idle (nothing else ready),
+// the fiber runs right there, inside the handler, instead of being readied and run by a turn.
+
+TEST_F(UseFiber, TheFiberRunsInsideItsHandlerBeforeLaterHandlers) {
+  std::vector<std::string> order;
+  auto a = loop.spawn([&] {
+    asio::post(io, weave::use_fiber);  // our handler is queued first...
+    order.push_back("fiber resumed");
+  });
+  loop.spawn([&] {
+    asio::post(io, [&] { order.push_back("handler queued after"); });  // ...this one after it
+  });
+  driver.run_until_complete(a);
+  io.poll();  // whatever is still queued
+  EXPECT_EQ(order, (std::vector<std::string>{"fiber resumed", "handler queued after"}))
+      << "the fiber resumes when its own handler runs, in Asio's order";
+}
+
+TEST_F(UseFiber, ADirectResumeDoesNotOvertakeFibersAlreadyReady) {
+  std::vector<std::string> order;
+  run([&] {
+    // This handler makes a fiber ready while the loop is idle; ours, queued after it, must then
+    // not jump the loop's FIFO queue.
+    asio::post(io, [&] {
+      loop.spawn([&] { order.push_back("ready first"); });
+      weave::bridge::Embedder::notify(loop);
+    });
+    asio::post(io, weave::use_fiber);
+    order.push_back("waiter");
+  });
+  EXPECT_EQ(order, (std::vector<std::string>{"ready first", "waiter"}));
+}
+
+TEST_F(UseFiber, WorkMadeReadyDuringADirectResumeRunsInTheNextTurn) {
+  asio::steady_timer long_wait(io, 1h);
+  auto sleeper = loop.spawn([&] { long_wait.async_wait(weave::use_fiber); });
+  std::vector<std::string> order;
+  run([&] {
+    weave::this_fiber::yield();  // the sleeper waits
+    asio::post(io, weave::use_fiber);
+    // Here we run inside the handler. What we start now runs in a later turn, which the driver
+    // must ask for: nothing else would wake the loop.
+    sleeper.cancel();
+    loop.spawn([&] { order.push_back("spawned"); });
+    weave::Event go;
+    loop.call_soon([&] { go.set(); });
+    go.wait();
+    order.push_back("woken by a callback");
+  });
+  finish(sleeper);
+  EXPECT_TRUE(sleeper.cancelled());
+  EXPECT_EQ(order, (std::vector<std::string>{"spawned", "woken by a callback"}));
+}
+
+TEST_F(UseFiber, ACancellationThatComesBeforeTheHandlerIsDeliveredAfterTheResult) {
+  weave::Task<int> waiter = loop.spawn([&] {
+    // A plain handler queued before ours cancels the fiber: it is ready (woken by the
+    // cancellation) when our handler runs, so there is no direct resume; the result is kept.
+    asio::post(io, [&] {
+      waiter.cancel();
+      weave::bridge::Embedder::notify(loop);  // woken from an Asio handler: ask for a turn
+    });
+    int v = async_give<void(error_code, int)>(io, weave::use_fiber, error_code(), 7);
+    EXPECT_EQ(v, 7);
+    weave::this_fiber::yield();  // the cancellation is delivered here
+    ADD_FAILURE() << "the cancellation was lost";
+    return v;
+  });
+  finish(waiter);
+  EXPECT_TRUE(waiter.cancelled());
+}
+
+TEST_F(UseFiber, ACancellationDuringADirectResumeReachesTheNextWait) {
+  asio::steady_timer t(io, 1h);
+  weave::Task<void> waiter = loop.spawn([&] {
+    asio::post(io, weave::use_fiber);
+    waiter.cancel();  // from inside our own direct resume: the next wait is cancelled
+    t.async_wait(weave::use_fiber);
+    ADD_FAILURE() << "the wait was not cancelled";
+  });
+  finish(waiter);
+  EXPECT_TRUE(waiter.cancelled());
+}
+
+TEST_F(UseFiber, AnExceptionAfterADirectResumeStaysInTheTask) {
+  bool later_handler_ran = false;
+  auto fiber = loop.spawn([&] {
+    asio::post(io, weave::use_fiber);
+    asio::post(io, [&] { later_handler_ran = true; });
+    throw std::runtime_error("from the fiber");
+  });
+  EXPECT_THROW(driver.run_until_complete(fiber), std::runtime_error);
+  io.poll();
+  EXPECT_TRUE(later_handler_ran) << "the io_context is unharmed";
+}
+
+TEST_F(UseFiber, StopDuringADirectResumeEndsTheDriversRun) {
+  asio::steady_timer t(io, 1h);
+  auto fiber = loop.spawn([&] {
+    asio::post(io, weave::use_fiber);
+    loop.stop();
+    t.async_wait(weave::use_fiber);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  driver.run();  // returns because of the stop, not because the loop ran out of work
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_FALSE(fiber.done());
+  driver.close_loop();
+  EXPECT_TRUE(fiber.cancelled());
+}
+
+// ---- The handler and its cancellation slot --------------------------------------------------
+
+TEST_F(UseFiber, TheHandlerIsMoveOnlyAndOneShot) {
+  bool second_threw = false;
+  int got = run([&] {
+    return asio::async_initiate<const weave::use_fiber_t&, void(int)>(
+        [&](auto handler) {
+          static_assert(!std::is_copy_constructible_v<decltype(handler)>);
+          asio::post(io, [&second_threw, h = std::move(handler)]() mutable {
+            h(1);
+            try {
+              h(2);
+            } catch (const std::logic_error&) {
+              second_threw = true;
+            }
+          });
+        },
+        weave::use_fiber);
+  });
+  EXPECT_EQ(got, 1);
+  EXPECT_TRUE(second_threw) << "the second call (after the fiber went on) is refused";
+}
+
+// A custom operation that supports per-operation cancellation with a cancellation handler of
+// `Pad` extra bytes (a large one does not fit inside the state and goes to the heap). A small
+// one completes the operation right inside the cancellation handler (Asio's own operations post
+// the completion instead; both must work).
+template <std::size_t Pad>
+struct CancellableOp {
+  asio::io_context& io;
+  std::shared_ptr<std::function<void(error_code)>> complete;
+  template <class Handler>
+  void operator()(Handler handler) const {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    auto done = complete;
+    *done = [h = std::make_shared<Handler>(std::move(handler))](error_code ec) mutable {
+      if (h) std::exchange(h, nullptr)->operator()(ec);
+    };
+    EXPECT_TRUE(slot.is_connected());
+    struct OnCancel {
+      std::shared_ptr<std::function<void(error_code)>> done;
+      unsigned char pad[Pad] = {};
+      asio::io_context* io;
+      void operator()(asio::cancellation_type_t) const {
+        if (Pad < 64)
+          (*done)(asio::error::operation_aborted);
+        else
+          asio::post(*io, [d = done] { (*d)(asio::error::operation_aborted); });
+      }
+    };
+    slot.template emplace<OnCancel>(OnCancel{done, {}, &io});
+    EXPECT_TRUE(slot.has_handler());
+  }
+};
+
+template <std::size_t Pad>
+void cancel_custom_op(weave::Loop& loop, weave::AsioDriver& driver, asio::io_context& io) {
+  auto complete = std::make_shared<std::function<void(error_code)>>();
+  auto waiter = loop.spawn([&] {
+    error_code ec;
+    asio::async_initiate<const weave::use_fiber_t&, void(error_code)>(
+        CancellableOp<Pad>{io, complete}, weave::use_fiber[ec]);
+    return ec;
+  });
+  auto canceller = loop.spawn([&] {
+    weave::this_fiber::yield();
+    waiter.cancel();
+  });
+  driver.run_until_complete(canceller);
+  try {
+    driver.run_until_complete(waiter);
+  } catch (const weave::Cancelled&) {
+  }
+  EXPECT_TRUE(waiter.cancelled()) << "operation_aborted, then the cancellation at a checkpoint";
+  *complete = nullptr;  // the handler's copy goes with it
+}
+
+TEST_F(UseFiber, CancellationHandlersSmallAndLargeAreCalledAndFreed) {
+  cancel_custom_op<8>(loop, driver, io);    // inside the state
+  cancel_custom_op<256>(loop, driver, io);  // on the heap (ASan: freed exactly once)
+}
+
+TEST_F(UseFiber, TheSlotMeetsAsiosRequirements) {
+  run([&] {
+    asio::async_initiate<const weave::use_fiber_t&, void()>(
+        [&](auto handler) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto copy = slot;
+          EXPECT_TRUE(copy == slot);
+          EXPECT_FALSE(copy != slot);
+          EXPECT_NE(slot, decltype(slot)()) << "a default slot is connected to nothing";
+          EXPECT_FALSE(decltype(slot)().is_connected());
+          EXPECT_FALSE(slot.has_handler());
+          int calls = 0;
+          auto& h = slot.assign([&calls](asio::cancellation_type_t) { ++calls; });
+          EXPECT_TRUE(slot.has_handler());
+          h(asio::cancellation_type::terminal);
+          EXPECT_EQ(calls, 1);
+          slot.clear();
+          EXPECT_FALSE(slot.has_handler());
+          asio::post(io, std::move(handler));
+        },
+        weave::use_fiber);
+  });
+}
+
+TEST_F(UseFiber, ACancelledComposedReadReturnsWhatItTransferred) {
+  SocketPair p(io);
+  std::size_t transferred = 0;
+  auto reader = loop.spawn([&] {
+    char buf[8];
+    error_code ec;
+    // async_read installs its own cancellation state in our slot and a signal for each read.
+    transferred = asio::async_read(p.a, asio::buffer(buf), weave::use_fiber[ec]);
+    EXPECT_EQ(ec, asio::error::operation_aborted);
+  });
+  run([&] {
+    asio::write(p.b, asio::buffer(std::string("abc")));
+    asio::steady_timer t(io, 5ms);  // the read takes the three bytes and waits for more
+    t.async_wait(weave::use_fiber);
+    reader.cancel();
+  });
+  finish(reader);
+  EXPECT_TRUE(reader.cancelled());
+  EXPECT_EQ(transferred, 3u);
 }
 
 // ---- Without the driver: an io_context run by another thread -----------------------------------

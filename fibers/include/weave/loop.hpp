@@ -289,6 +289,9 @@ class Loop {
 
   // The loop proper (loop.cpp).
   void begin_turn(bool may_block) noexcept;
+  // For an embedding outer loop (loop_embed.cpp): runs the suspended fiber `t` now, as a turn of
+  // its own, if the loop is idle (not running, nothing ready). See LoopAccess::run_woken.
+  bool run_woken(detail::TaskBase* t, bool& stopped);
   void run_turn();
   void run_budget();  // runs the items left in the current turn's budget
   // The checks every way of running the loop makes first (std::logic_error on failure).
@@ -372,6 +375,15 @@ struct LoopAccess {
   static void arm_timer(Loop& l, TimerNode* t, TimePoint when) { l.arm_timer(t, when); }
   static void disarm_timer(Loop& l, TimerNode* t) noexcept { l.disarm_timer(t); }
   static void run_until(Loop& l, bool (*done)(void*), void* arg) { l.run_until(done, arg); }
+  /// For an outer loop that embeds `l` (weave::AsioDriver), from the top of one of its own
+  /// callbacks on the loop's thread: runs the suspended task `t`, which that callback has just
+  /// made ready, at once, as a turn of the loop with only `t` in it, instead of waking it and
+  /// running a whole turn (posts, timers, the ready queue). Only when nothing else is ready, so
+  /// FIFO order holds: what the full turn would have run after `t` (expired timers, posts) runs
+  /// in the next turn instead. Returns false, doing nothing, if the loop is running, closed or
+  /// has ready work, if another loop runs on this thread, or if `t` is not suspended; the caller
+  /// then wakes `t` the ordinary way. `stopped` tells whether stop() was called meanwhile.
+  static bool run_woken(Loop& l, TaskBase* t, bool& stopped) { return l.run_woken(t, stopped); }
 
   /// The reactor (loop.cpp): registers `fd` with the loop's epoll set, its events reported to
   /// `src`; `keeps_running` makes run() wait for it (callback-driven fds, like a Protocol

@@ -89,6 +89,9 @@ class AsioDriver final : public bridge::Embedder {
   void request_turn() noexcept override;
   /// Runs a turn at once (use_fiber's handlers do, from the top of an Asio handler).
   void run_turn_now() noexcept override;
+  /// Runs a task woken by a use_fiber handler at once, when the loop is idle (see
+  /// Embedder::resume_now).
+  bool resume_now(detail::TaskBase* t) noexcept override;
 
   boost::asio::io_context& context() const noexcept;
 

@@ -3,7 +3,6 @@
 // the operation completes, and returns its result.
 
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/context.hpp>
@@ -11,6 +10,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/system/error_code.hpp>
+#include <cstddef>
+#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -104,31 +105,113 @@ struct StateRef {
   bridge::detail::StateBase* s;
 };
 
-// The completion state of one operation, with its cancellation signal and the executor on
-// which that signal may be emitted (void: none known, emit directly).
+// ---- The operation's cancellation slot ---------------------------------------------------------
+//
+// Asio's own cancellation_signal allocates the handler an operation installs in its slot (and
+// frees it with the signal): an allocation and a free per operation, for a cancellation that
+// almost never comes. The slot type is the handler's to choose (Asio's CancellationSlot
+// requirements: is_connected, has_handler, assign, emplace, clear, ==), so use_fiber brings its
+// own: the operation's cancellation handler (two to four pointers for Asio's operations, a
+// signal and a state for a composed one) is built inside the operation's state, which exists
+// anyway. A larger one goes to the heap.
+//
+// Like Asio's, the store is not thread-safe: it is used only where the operation runs (the slot
+// is filled during the initiation, and emitted on the operation's executor).
+class CancelStore {
+ public:
+  CancelStore() noexcept = default;
+  CancelStore(const CancelStore&) = delete;
+  CancelStore& operator=(const CancelStore&) = delete;
+  ~CancelStore() { clear(); }
+
+  template <class H, class... A>
+  H& emplace(A&&... args) {
+    clear();  // first: a throwing constructor leaves the store empty, not half-built
+    H* h;
+    if constexpr (sizeof(H) <= sizeof(buf_) && alignof(H) <= alignof(std::max_align_t)) {
+      h = ::new (static_cast<void*>(buf_)) H(std::forward<A>(args)...);
+      destroy_ = [](void* p) noexcept { static_cast<H*>(p)->~H(); };
+    } else {
+      h = new H(std::forward<A>(args)...);
+      destroy_ = [](void* p) noexcept { delete static_cast<H*>(p); };
+    }
+    call_ = [](void* p, boost::asio::cancellation_type_t t) { (*static_cast<H*>(p))(t); };
+    obj_ = h;
+    return *h;
+  }
+  void clear() noexcept {
+    if (void* h = std::exchange(obj_, nullptr)) destroy_(h);
+  }
+  bool has_handler() const noexcept { return obj_ != nullptr; }
+  void emit(boost::asio::cancellation_type_t t) {
+    if (obj_) call_(obj_, t);
+  }
+
+ private:
+  alignas(std::max_align_t) unsigned char buf_[48];
+  void* obj_ = nullptr;
+  void (*call_)(void*, boost::asio::cancellation_type_t) = nullptr;
+  void (*destroy_)(void*) noexcept = nullptr;
+};
+
+/// The cancellation slot of a use_fiber handler (Asio's CancellationSlot requirements).
+class CancelSlot {
+ public:
+  /// A slot connected to nothing: operations see no cancellation support.
+  CancelSlot() noexcept = default;
+  explicit CancelSlot(CancelStore* store) noexcept : store_(store) {}
+  bool is_connected() const noexcept { return store_ != nullptr; }
+  bool has_handler() const noexcept { return store_ && store_->has_handler(); }
+  /// Precondition (as for Asio's slot): is_connected().
+  template <class H, class... A>
+  H& emplace(A&&... args) {
+    return store_->template emplace<H>(std::forward<A>(args)...);
+  }
+  template <class H>
+  std::decay_t<H>& assign(H&& handler) {
+    return emplace<std::decay_t<H>>(std::forward<H>(handler));
+  }
+  void clear() noexcept {
+    if (store_) store_->clear();
+  }
+  friend bool operator==(const CancelSlot& a, const CancelSlot& b) noexcept {
+    return a.store_ == b.store_;
+  }
+  friend bool operator!=(const CancelSlot& a, const CancelSlot& b) noexcept { return !(a == b); }
+
+ private:
+  CancelStore* store_ = nullptr;
+};
+
+// The completion state of one operation, with its cancellation handler and the executor on
+// which a cancellation may be emitted (void: none known, emit directly).
+//
+// The executor is not copied into the state: it lives in run()'s frame, on the fiber's stack,
+// and on_cancel is only ever called from inside run() (from wait()); the copy a posted emit
+// needs is made then, on that rare path.
 template <class Executor, class... Ts>
 class OpState final : public bridge::detail::State<Ts...> {
  public:
-  OpState(Loop& loop, Executor ex)
-      : bridge::detail::State<Ts...>(loop, &on_cancel), ex_(std::move(ex)) {
+  OpState(Loop& loop, const Executor* ex)
+      : bridge::detail::State<Ts...>(loop, &on_cancel), ex_(ex) {
     // Asio calls handlers only from the top of its run loop, never inside an initiating call.
     this->set_top_level_completion();
   }
-  boost::asio::cancellation_signal signal;
+  CancelStore cancel;
 
  private:
   static void on_cancel(bridge::detail::StateBase* b) {
     auto* s = static_cast<OpState*>(b);
-    if (runs_here(s->ex_)) {
-      s->signal.emit(kCancelAll);
+    if (runs_here(*s->ex_)) {
+      s->cancel.emit(kCancelAll);
       return;
     }
     // The operation belongs to an io_context run by another thread: a cancellation slot may only
     // be used where its operation runs, so the emit is posted there.
     boost::asio::post(
-        s->ex_, [ref = StateRef(s)] { static_cast<OpState*>(ref.s)->signal.emit(kCancelAll); });
+        *s->ex_, [ref = StateRef(s)] { static_cast<OpState*>(ref.s)->cancel.emit(kCancelAll); });
   }
-  Executor ex_;
+  const Executor* ex_;
 };
 
 template <class... Ts>
@@ -137,30 +220,44 @@ class OpState<void, Ts...> final : public bridge::detail::State<Ts...> {
   explicit OpState(Loop& loop) : bridge::detail::State<Ts...>(loop, &on_cancel) {
     this->set_top_level_completion();
   }
-  boost::asio::cancellation_signal signal;
+  CancelStore cancel;
 
  private:
   static void on_cancel(bridge::detail::StateBase* b) {
-    static_cast<OpState*>(b)->signal.emit(kCancelAll);
+    static_cast<OpState*>(b)->cancel.emit(kCancelAll);
   }
 };
 
-// The handler Asio stores and calls: a Completion plus the operation's cancellation slot.
-template <class... Ts>
+// The handler Asio stores and calls. Move-only (Asio never copies a handler), so it is the one
+// and only handle to its state: no handle count, no "called twice" flag. It holds the handles'
+// reference to the state and gives it back when called (even before the call returns: the
+// state may then be gone) or when destroyed uncalled (a broken promise for the waiter).
+template <class State, class... Ts>
 class Handler {
  public:
-  using cancellation_slot_type = boost::asio::cancellation_slot;
+  using cancellation_slot_type = CancelSlot;
 
-  Handler(bridge::Completion<void(Ts...)> done, boost::asio::cancellation_signal* signal) noexcept
-      : done_(std::move(done)), signal_(signal) {}
+  explicit Handler(State* s) noexcept : s_(s) {}
+  Handler(Handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Handler(const Handler&) = delete;
+  Handler& operator=(const Handler&) = delete;
+  Handler& operator=(Handler&&) = delete;
+  ~Handler() {
+    if (s_) s_->drop_unique_handle();
+  }
 
-  cancellation_slot_type get_cancellation_slot() const noexcept { return signal_->slot(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept {
+    return s_ ? CancelSlot(&s_->cancel) : CancelSlot();
+  }
 
-  void operator()(Ts... args) { done_(std::forward<Ts>(args)...); }
+  void operator()(Ts... args) {
+    if (!s_) [[unlikely]]
+      bridge::detail::StateBase::called_twice();
+    std::exchange(s_, nullptr)->complete_unique(std::forward<Ts>(args)...);
+  }
 
  private:
-  bridge::Completion<void(Ts...)> done_;
-  boost::asio::cancellation_signal* signal_;  // in the state, which done_ keeps alive
+  State* s_;
 };
 
 template <class Initiation>
@@ -182,15 +279,15 @@ bridge::detail::result_t<std::remove_cvref_t<Ts>...> run(Initiation&& init, use_
       std::conditional_t<std::is_same_v<Ex, int>, OpState<void, std::remove_cvref_t<Ts>...>,
                          OpState<Ex, std::remove_cvref_t<Ts>...>>;
   State* state;
+  // The operation's executor, for a cancellation (see OpState): here, not in the state.
+  [[maybe_unused]] const Ex ex = executor_of(init);
   if constexpr (std::is_same_v<Ex, int>)
     state = new State(*self->loop);
   else
-    state = new State(*self->loop, init.get_executor());
+    state = new State(*self->loop, &ex);
   bridge::detail::WaiterRef ref{state};
   try {
-    std::forward<Initiation>(init)(
-        Handler<Ts...>(bridge::Completion<void(Ts...)>(state), &state->signal),
-        std::forward<Args>(args)...);
+    std::forward<Initiation>(init)(Handler<State, Ts...>(state), std::forward<Args>(args)...);
   } catch (...) {
     state->abandon();
     throw;

@@ -136,6 +136,19 @@ class StateBase : public weave::detail::Runnable {
   /// Completes with an exception (for Completion::fail and a throwing value constructor).
   void complete_with(std::exception_ptr e, bool broken = false) noexcept;
 
+  /// For a handle that is never copied (weave::use_fiber's Asio handler, move-only): it holds
+  /// the handles' reference itself, so neither the handle count nor the called flag is needed.
+  /// Destroyed uncalled, it breaks the promise and gives the reference back.
+  void drop_unique_handle() noexcept {
+    if (begin_complete())
+      complete_with(std::make_exception_ptr(std::future_error(std::future_errc::broken_promise)),
+                    /*broken=*/true);
+    release();
+  }
+
+  /// Throws the std::logic_error of a second call.
+  [[noreturn]] static void called_twice();
+
   /// Gives up on the outcome (the initiating call threw): later completions are no-ops.
   void abandon() noexcept {
     auto expected = Status::Pending;
@@ -184,7 +197,6 @@ class StateBase : public weave::detail::Runnable {
   void set_top_level_completion() noexcept { top_level_ = true; }
 
  private:
-  [[noreturn]] static void called_twice();
   static void on_posted(weave::detail::Runnable* r, bool run);
   void resume_waiter() noexcept;  // the loop's thread
 
@@ -222,6 +234,23 @@ class State : public StateBase {
       return;
     }
     end_complete();
+  }
+
+  /// The call of a handle that is never copied (see drop_unique_handle): completes and gives the
+  /// handles' reference back. The state may be gone when this returns.
+  template <class... A>
+  void complete_unique(A&&... args) {
+    if (begin_complete()) {
+      try {
+        value_.emplace(std::forward<A>(args)...);
+      } catch (...) {
+        complete_with(std::current_exception());
+        release();
+        return;
+      }
+      end_complete();
+    }
+    release();
   }
 
   /// The callback's arguments, after wait() and when no exception was stored.

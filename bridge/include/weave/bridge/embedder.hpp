@@ -38,6 +38,14 @@ class Embedder {
   /// calls from inside another operation), where a turn is as safe as anywhere. The default
   /// asks for a turn instead.
   virtual void run_turn_now() noexcept { request_turn(); }
+  /// Same caller as run_turn_now(), which has just completed what the suspended task `t` waits
+  /// for: runs `t` at once if the loop allows it (detail::LoopAccess::run_woken: idle, nothing
+  /// else ready) and returns true; returns false if the task must be woken and a turn asked for
+  /// the ordinary way. The default returns false.
+  virtual bool resume_now(weave::detail::TaskBase* t) noexcept {
+    (void)t;
+    return false;
+  }
 
   /// If `loop` is embedded and not running, asks its embedder for a turn; otherwise does
   /// nothing. Bridge completions call it; call it yourself after waking fibers from an outer
