@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,7 +27,7 @@ bool has_token(std::string_view list, std::string_view token) noexcept;
 /// one read) and is reused for every message, so parsing does not allocate per read.
 class ReadBuffer {
  public:
-  std::string_view view() const noexcept { return {data_.data() + begin_, end_ - begin_}; }
+  std::string_view view() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
   bool empty() const noexcept { return begin_ == end_; }
   std::size_t size() const noexcept { return end_ - begin_; }
   void consume(std::size_t n) noexcept {
@@ -37,22 +38,32 @@ class ReadBuffer {
   /// end of the stream). A checkpoint: a cancelled fill() loses nothing.
   std::size_t fill(Stream& stream) {
     constexpr std::size_t kMinRead = 16 * 1024;
-    if (data_.size() - end_ < kMinRead) {
+    if (capacity_ - end_ < kMinRead) {
       if (begin_ > 0) {
         // Move the unparsed tail to the front before growing.
-        std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
+        std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
       }
-      if (data_.size() - end_ < kMinRead) data_.resize(std::max(data_.size() * 2, end_ + kMinRead));
+      if (capacity_ - end_ < kMinRead) {
+        // Not zero-filled (unlike std::string::resize): the pages of a buffer that a small
+        // request never reaches stay untouched, which is about half of the resident memory
+        // of an idle keep-alive connection.
+        std::size_t grown = std::max(capacity_ * 2, end_ + kMinRead);
+        auto bigger = std::make_unique_for_overwrite<char[]>(grown);
+        if (end_ > 0) std::memcpy(bigger.get(), data_.get(), end_);
+        data_ = std::move(bigger);
+        capacity_ = grown;
+      }
     }
-    std::size_t n = stream.read_some(std::span<char>(data_.data() + end_, data_.size() - end_));
+    std::size_t n = stream.read_some(std::span<char>(data_.get() + end_, capacity_ - end_));
     end_ += n;
     return n;
   }
 
  private:
-  std::string data_;
+  std::unique_ptr<char[]> data_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };

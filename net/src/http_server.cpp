@@ -118,6 +118,22 @@ void lingering_close(Stream& s) {
   }
 }
 
+/// Thrown by send() when the client took no byte of the response for send_timeout: the
+/// connection is dropped (not a std::exception: nothing else catches it on the way).
+struct SendStalled {};
+
+/// drain() for a response: waits until the queued bytes are (nearly) sent, however long that
+/// takes while the client keeps taking bytes, and throws SendStalled if it takes none for
+/// o.send_timeout (a client that asked for a large response and stopped reading would
+/// otherwise hold the connection and the unsent bytes forever).
+void send(Stream& s, const ServerOptions& o) {
+  for (;;) {
+    const std::size_t before = s.write_buffer_size();
+    if (!move_on_after(o.send_timeout, [&] { s.drain(); })) return;
+    if (s.write_buffer_size() >= before) throw SendStalled{};
+  }
+}
+
 /// Answers a request that could not be read (400, 408, 413, 431) and closes.
 void reject(Stream& s, std::string& out, int status, const ServerOptions& o) {
   out.clear();
@@ -230,7 +246,7 @@ bool write_response(Stream& s, std::string& out, std::unique_ptr<char[]>& chunk_
 
   if (head_only || no_body) {
     s.write(out);
-    s.drain();
+    send(s, o);
     return keep;
   }
   if (!use_source) {
@@ -242,7 +258,7 @@ bool write_response(Stream& s, std::string& out, std::unique_ptr<char[]>& chunk_
       s.write(out);
       s.write(resp.body);
     }
-    s.drain();
+    send(s, o);
     return keep;
   }
 
@@ -266,12 +282,12 @@ bool write_response(Stream& s, std::string& out, std::unique_ptr<char[]>& chunk_
     } else {
       s.write(std::string_view(chunk_buffer.get(), n));
     }
-    s.drain();
+    send(s, o);
   }
   if (chunked) s.write("0\r\n\r\n");
   if (source_length_known && sent != source_length)
     throw std::logic_error("http: a BodySource ended before its Content-Length");
-  s.drain();
+  send(s, o);
   return keep;
 }
 
@@ -335,7 +351,12 @@ void serve_connection(Stream& s, const Handler& handler, const ServerOptions& o)
         auto expect = h[bh::field::expect];
         if (detail::iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
           s.write("HTTP/1.1 100 Continue\r\n\r\n");
-          s.drain();
+          try {
+            send(s, o);
+          } catch (const SendStalled&) {
+            s.abort();
+            return;
+          }
         }
       }
       p.eager(true);
@@ -368,6 +389,9 @@ void serve_connection(Stream& s, const Handler& handler, const ServerOptions& o)
       throw;
     } catch (const std::system_error&) {
       throw;
+    } catch (const SendStalled&) {
+      s.abort();  // the unsent rest of the response is dropped with the connection
+      return;
     } catch (...) {
       // A BodySource failed (or broke its promise) after the status line was sent: the
       // client can only learn it from the connection ending early.
@@ -381,7 +405,12 @@ void serve_connection(Stream& s, const Handler& handler, const ServerOptions& o)
         // arrives before the reset that unread bytes would cause.
         lingering_close(s);
       } else {
-        s.drain();
+        try {
+          send(s, o);
+        } catch (const SendStalled&) {
+          s.abort();
+          return;
+        }
         s.shutdown_write();
       }
       return;

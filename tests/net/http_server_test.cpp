@@ -369,6 +369,98 @@ TEST(HttpServer, StreamedBodies) {
   });
 }
 
+// A body of `n` bytes, in memory (any target) or streamed ("/stream").
+http::Response big_response(const http::Request& req, std::size_t n) {
+  if (req.target != "/stream") return http::Response(200, std::string(n, 'b'));
+  http::Response r(200, {}, "application/octet-stream");
+  auto left = std::make_shared<std::size_t>(n);
+  r.body_source = [left](std::span<char> buf) {
+    std::size_t k = std::min(*left, buf.size());
+    std::fill_n(buf.data(), k, 'b');
+    *left -= k;
+    return k;
+  };
+  return r;
+}
+
+TEST(HttpServer, ClientThatStopsReadingIsDroppedAtTheSendTimeout) {
+  for (const char* target : {"/memory", "/stream"}) {
+    SCOPED_TRACE(target);
+    run_http([&] {
+      constexpr std::size_t kBody = 8 * 1024 * 1024;
+      http::ServerOptions o;
+      o.send_timeout = 50ms;
+      auto [a, b] = weave_test::raw_socketpair();
+      Stream server_end(a), client_end(b);
+      auto t = weave::spawn([&] {
+        http::serve_connection(
+            server_end, [](const http::Request& req) { return big_response(req, kBody); }, o);
+      });
+      client_end.write("GET " + std::string(target) + " HTTP/1.1\r\n\r\n");
+      // The client reads nothing: the server gives up on it rather than wait forever.
+      t.join();
+      t.get();
+      std::string got;
+      try {
+        got = client_end.read_to_eof();
+      } catch (const std::system_error&) {
+        // ECONNRESET: the server dropped the connection with bytes unsent.
+      }
+      EXPECT_LT(got.size(), kBody);
+    });
+  }
+}
+
+TEST(HttpServer, SlowButSteadyReaderGetsTheWholeResponse) {
+  // The send timeout bounds a stall, not the response: this one takes longer than it in all.
+  for (const char* target : {"/memory", "/stream"}) {
+    SCOPED_TRACE(target);
+    run_http([&] {
+      constexpr std::size_t kBody = 1024 * 1024;
+      http::ServerOptions o;
+      o.send_timeout = 200ms;
+      auto [a, b] = weave_test::raw_socketpair();
+      Stream server_end(a), client_end(b);
+      auto t = weave::spawn([&] {
+        http::serve_connection(
+            server_end, [](const http::Request& req) { return big_response(req, kBody); }, o);
+      });
+      auto start = std::chrono::steady_clock::now();
+      client_end.write("GET " + std::string(target) + " HTTP/1.1\r\nConnection: close\r\n\r\n");
+      std::string all;
+      for (;;) {
+        // At most 16 KiB a read (the stream's default read buffer): 64 reads or more, so
+        // the whole takes over 320 ms.
+        std::string piece = client_end.read(64 * 1024);
+        if (piece.empty()) break;
+        all += piece;
+        weave::this_fiber::sleep_for(5ms);
+      }
+      EXPECT_GT(std::chrono::steady_clock::now() - start, 200ms);
+      auto head_end = all.find("\r\n\r\n");
+      ASSERT_NE(head_end, std::string::npos);
+      std::string body = all.substr(head_end + 4);
+      if (std::string(target) == "/stream") {
+        // Chunked: count the payload bytes only.
+        std::size_t payload = 0, at = 0;
+        while (at < body.size()) {
+          std::size_t line_end = body.find("\r\n", at);
+          ASSERT_NE(line_end, std::string::npos);
+          std::size_t size = std::stoul(body.substr(at, line_end - at), nullptr, 16);
+          payload += size;
+          at = line_end + 2 + size + 2;
+          if (size == 0) break;
+        }
+        EXPECT_EQ(payload, kBody);
+      } else {
+        EXPECT_EQ(body.size(), kBody);
+      }
+      t.join();
+      t.get();
+    });
+  }
+}
+
 TEST(HttpServer, MaxConnectionsGives503) {
   run_http([] {
     http::ServerOptions o;

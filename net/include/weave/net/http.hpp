@@ -301,6 +301,10 @@ struct ServerOptions {
   /// How long a keep-alive connection may wait for its next request's first byte before it is
   /// closed (quietly).
   std::chrono::milliseconds idle_timeout{60'000};
+  /// A response may take as long as it needs while the client keeps reading, but a client
+  /// that takes no byte of it for this long is dropped (the connection is reset; the unsent
+  /// rest of the response is freed).
+  std::chrono::milliseconds send_timeout{60'000};
   /// Connections served at once; one more gets 503 and is closed at once. 0: no limit.
   std::size_t max_connections = 0;
   /// Value of the Server field added to every response ("" adds none).
