@@ -13,9 +13,14 @@ Embedder::Embedder(Loop& loop) : loop_(&loop) {
   if (of(loop)) throw std::logic_error("weave::bridge: this loop already has an embedder");
   next_ = tl_embedders;
   tl_embedders = this;
+  // Work made ready (or a timer armed) on the loop's thread while the loop is not running
+  // comes from the outer loop's callbacks: ask for a turn, as notify() does.
+  weave::detail::LoopAccess::set_outside_work_hook(
+      loop, [](void* e) noexcept { static_cast<Embedder*>(e)->request_turn(); }, this);
 }
 
 Embedder::~Embedder() {
+  weave::detail::LoopAccess::set_outside_work_hook(*loop_, nullptr, nullptr);
   for (Embedder** p = &tl_embedders; *p; p = &(*p)->next_) {
     if (*p == this) {
       *p = next_;

@@ -271,6 +271,9 @@ void Loop::drain_inbox() noexcept {
 void Loop::arm_timer(detail::TimerNode* t, TimePoint when) {
   t->deadline = when;
   timers_.push(t);
+  // An embedded loop between turns: the outer loop's wake-up may now be too late.
+  if (!running_ && outside_work_hook_) [[unlikely]]
+    outside_work_hook_(outside_work_arg_);
 }
 
 void Loop::fire_timers() noexcept {

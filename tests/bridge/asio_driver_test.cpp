@@ -22,6 +22,7 @@
 #include "virtual_time.hpp"
 #include "weave/asio/use_fiber.hpp"
 #include "weave/bridge/call.hpp"
+#include "weave/errors.hpp"
 #include "weave/event.hpp"
 #include "weave/future.hpp"
 #include "weave/io.hpp"
@@ -247,6 +248,76 @@ TEST(AsioDriver, NotifyAfterWakingAFiberByOtherMeansRunsATurn) {
   });
   driver.run_until_complete(waiter);
   EXPECT_TRUE(waiter.done());
+}
+
+// What an Asio handler does to the loop while the loop is between turns reaches it without a
+// notify: a fiber woken, a fiber spawned, a callback scheduled, a timer armed. A watchdog stops
+// the io_context after 10 s, which fails the wait instead of hanging the test.
+TEST(AsioDriver, WorkMadeReadyByAnAsioHandlerRunsWithoutANotify) {
+  asio::io_context io;
+  weave::Loop loop;
+  AsioDriver driver(io, loop);
+  asio::steady_timer watchdog(io, 10s);
+  watchdog.async_wait([&](boost::system::error_code ec) {
+    if (!ec) io.stop();
+  });
+  // Each case: the fiber that waits for the outcome is started and left waiting, then an Asio
+  // timer's handler acts while the loop is idle, so that nothing but the handler's own work can
+  // give the loop a turn.
+  asio::steady_timer soon(io);
+  auto after_1ms = [&](std::function<void()> fn) {
+    soon.expires_after(1ms);
+    soon.async_wait([fn = std::move(fn)](boost::system::error_code ec) {
+      if (!ec) fn();
+    });
+  };
+  std::vector<std::string> seen;
+
+  weave::Event ev;
+  auto woken = loop.spawn([&] {
+    ev.wait();
+    seen.push_back("woken");
+  });
+  after_1ms([&] { ev.set(); });
+  driver.run_until_complete(woken);
+
+  weave::Event spawned;
+  auto w2 = loop.spawn([&] { spawned.wait(); });
+  after_1ms([&] {
+    loop.spawn([&] {
+      seen.push_back("spawned");
+      spawned.set();
+    });
+  });
+  driver.run_until_complete(w2);
+
+  weave::Event called;
+  auto w3 = loop.spawn([&] { called.wait(); });
+  after_1ms([&] {
+    loop.call_soon([&] {
+      seen.push_back("called");
+      called.set();
+    });
+  });
+  driver.run_until_complete(w3);
+
+  // A timer armed while the loop sleeps until a later one must wake it on time, not when the
+  // later one is due.
+  weave::Event fired;
+  auto late = loop.spawn([&] { weave::this_fiber::sleep_for(1h); });
+  auto w4 = loop.spawn([&] { fired.wait(); });
+  after_1ms([&] {
+    loop.call_later(5ms, [&] {
+      seen.push_back("fired");
+      fired.set();
+    });
+  });
+  driver.run_until_complete(w4);
+  late.cancel();
+  EXPECT_THROW(driver.run_until_complete(late), weave::Cancelled);
+
+  EXPECT_EQ(seen, (std::vector<std::string>{"woken", "spawned", "called", "fired"}));
+  watchdog.cancel();
 }
 
 TEST(AsioDriver, OneEmbedderPerLoop) {

@@ -260,6 +260,12 @@ class Loop {
   void schedule(detail::Runnable* r) noexcept {
     ready_.push_back(r);
     ++ready_count_;
+    // A running loop pays one load and a branch not taken. An embedded loop between turns
+    // tells its outer loop, so that work made ready by the outer loop's own callbacks (an Asio
+    // handler that sets an Event, spawns, cancels) is not stranded until something else
+    // happens.
+    if (!running_ && outside_work_hook_) [[unlikely]]
+      outside_work_hook_(outside_work_arg_);
   }
   void post(detail::Runnable* r);
   void arm_timer(detail::TimerNode* t, TimePoint when);
@@ -345,6 +351,11 @@ class Loop {
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
+  // Set by an embedder (bridge::Embedder, through LoopAccess::set_outside_work_hook): called on
+  // the loop's thread when a runnable is scheduled or a timer armed while the loop is not
+  // running.
+  void (*outside_work_hook_)(void*) noexcept = nullptr;
+  void* outside_work_arg_ = nullptr;
   bool debug_ = false;
   Duration slow_duration_;
   std::chrono::steady_clock::time_point slice_start_{};
@@ -357,6 +368,12 @@ namespace detail {
 /// The loop's internals that weave's own templates (tasks, futures, primitives) build on.
 struct LoopAccess {
   static void schedule(Loop& l, Runnable* r) noexcept { l.schedule(r); }
+  /// For an outer event loop that drives `l` between its own callbacks: `hook(arg)` is called
+  /// whenever work is scheduled or a timer armed while `l` is not running (nullptr: none).
+  static void set_outside_work_hook(Loop& l, void (*hook)(void*) noexcept, void* arg) noexcept {
+    l.outside_work_hook_ = hook;
+    l.outside_work_arg_ = arg;
+  }
   /// Tells the loop that a future completed (run_until may have reached its goal).
   static void note_completion(Loop& l) noexcept { l.goal_dirty_ = true; }
   static void post(Loop& l, Runnable* r) { l.post(r); }

@@ -85,7 +85,8 @@ class AsioDriver final : public bridge::Embedder {
   void close_loop();
 
   /// Asks for a turn of the loop soon (posted to the io_context). Bridge completions call it
-  /// through Embedder::notify; call it after waking fibers from an Asio handler by other means.
+  /// through Embedder::notify, and the loop's hook when work is scheduled or a timer armed while
+  /// the loop is not running.
   void request_turn() noexcept override;
   /// Runs a turn at once (use_fiber's handlers do, from the top of an Asio handler).
   void run_turn_now() noexcept override;

@@ -12,11 +12,13 @@ namespace weave::bridge {
 /// Why it exists: a completion that arrives on the loop's thread while the loop is *not*
 /// running (from one of the outer loop's own callbacks, such as an Asio handler) makes a fiber
 /// ready without touching native_handle(), so the outer loop would not know that a turn is
-/// due. Bridge completions (Completion, use_fiber) therefore call Embedder::notify(), which
-/// asks the registered embedder for a turn.
+/// due. The embedder therefore hooks the loop (detail::LoopAccess::set_outside_work_hook):
+/// whatever is scheduled or a timer armed while the loop is not running calls request_turn().
+/// Bridge completions also call Embedder::notify(), which may run the turn at once.
 ///
 /// @par Thread safety
-/// Loop-affine: construct, destroy and notify on the loop's thread.
+/// Loop-affine: construct, destroy and notify on the loop's thread. The loop must outlive its
+/// embedder (the destructor unhooks it).
 class Embedder {
  public:
   /// Registers this embedder for `loop` (one per loop).
@@ -48,8 +50,8 @@ class Embedder {
   }
 
   /// If `loop` is embedded and not running, asks its embedder for a turn; otherwise does
-  /// nothing. Bridge completions call it; call it yourself after waking fibers from an outer
-  /// loop's callback by other means (setting a weave::Event in an Asio handler, say).
+  /// nothing. Bridge completions call it. Work that weave's own calls make ready (setting a
+  /// weave::Event in an Asio handler, say) needs no call: the loop's hook asks for the turn.
   /// `top_level`: the caller is at the top of an outer loop's callback (see run_turn_now).
   static void notify(Loop& loop, bool top_level = false) noexcept;
   /// The embedder registered for `loop` on this thread, or nullptr.
