@@ -2,6 +2,7 @@
 // next one is due (see "Embedding in another event loop" in loop.hpp).
 
 #include <stdexcept>
+#include <utility>
 
 #include "internal.hpp"
 #include "weave/loop.hpp"
@@ -10,33 +11,40 @@ namespace weave {
 
 int Loop::native_handle() const noexcept { return epoll_fd_; }
 
+// The loop running for one turn of an outer loop (run_nowait, run_woken), on this thread.
+struct Loop::OneTurnScope {
+  explicit OneTurnScope(Loop& loop) noexcept : l(loop) {
+    l.running_ = true;
+    l.stopping_ = false;
+    detail::set_running_loop(&l);
+    // A goal that is always reached: when the turn's budget runs out, a fiber switches back
+    // here instead of starting the next turn itself (take_next_fiber), so exactly one turn runs
+    // and the outer loop gets the thread back.
+    l.goal_ = [](void*) { return true; };
+    l.goal_arg_ = nullptr;
+    l.goal_dirty_ = true;
+  }
+  ~OneTurnScope() {
+    l.running_ = false;
+    l.goal_ = nullptr;
+    detail::set_running_loop(nullptr);
+  }
+  OneTurnScope(const OneTurnScope&) = delete;
+  OneTurnScope& operator=(const OneTurnScope&) = delete;
+  /// Whether stop() was called during the turn; clears it.
+  bool take_stop() noexcept { return std::exchange(l.stopping_, false); }
+  Loop& l;
+};
+
 bool Loop::run_nowait(bool check_io) {
   check_can_run("run_nowait on a closed loop", "run_nowait on a loop that is already running");
-  running_ = true;
-  stopping_ = false;
-  detail::set_running_loop(this);
-  // A goal that is always reached: when the turn's budget runs out, a fiber switches back here
-  // instead of starting the next turn itself (take_next_fiber), so exactly one turn runs and
-  // the outer loop gets the thread back.
-  goal_ = [](void*) { return true; };
-  goal_arg_ = nullptr;
-  goal_dirty_ = true;
-  struct Reset {
-    Loop* l;
-    ~Reset() {
-      l->running_ = false;
-      l->goal_ = nullptr;
-      detail::set_running_loop(nullptr);
-    }
-  } reset{this};
+  OneTurnScope turn(*this);
   // poll(0) before the turn, as a blocking turn polls before it runs: the posts and I/O events
   // that made native_handle() readable are taken, and the eventfd is cleared.
   if (check_io) poll(0);
   begin_turn(/*may_block=*/false);
   run_budget();
-  const bool stopped = stopping_;
-  stopping_ = false;
-  return !stopped;
+  return !turn.take_stop();
 }
 
 bool Loop::run_woken(detail::TaskBase* t, bool& stopped) {
@@ -47,26 +55,11 @@ bool Loop::run_woken(detail::TaskBase* t, bool& stopped) {
   if (running_ || closed_ || ready_count_ != 0 || t->state != detail::TaskState::Suspended ||
       detail::running_loop_slot() != nullptr)
     return false;
-  running_ = true;
-  stopping_ = false;
-  detail::set_running_loop(this);
-  // As in run_nowait: when `t` suspends it switches back here instead of starting a turn.
-  goal_ = [](void*) { return true; };
-  goal_arg_ = nullptr;
-  goal_dirty_ = true;
-  struct Reset {
-    Loop* l;
-    ~Reset() {
-      l->running_ = false;
-      l->goal_ = nullptr;
-      detail::set_running_loop(nullptr);
-    }
-  } reset{this};
+  OneTurnScope turn(*this);
   turn_budget_ = 0;  // (already: a turn's budget never exceeds the ready count)
   t->state = detail::TaskState::Ready;
   run_fiber(t);
-  stopped = stopping_;
-  stopping_ = false;
+  stopped = turn.take_stop();
   return true;
 }
 

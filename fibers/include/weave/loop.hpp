@@ -298,6 +298,7 @@ class Loop {
   // For an embedding outer loop (loop_embed.cpp): runs the suspended fiber `t` now, as a turn of
   // its own, if the loop is idle (not running, nothing ready). See LoopAccess::run_woken.
   bool run_woken(detail::TaskBase* t, bool& stopped);
+  struct OneTurnScope;  // loop_embed.cpp: the loop running for one turn of an outer loop
   void run_turn();
   void run_budget();  // runs the items left in the current turn's budget
   // The checks every way of running the loop makes first (std::logic_error on failure).
