@@ -48,11 +48,16 @@ struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
 
   void post_turn(bool check_io) {
     turn_check_io = turn_check_io || check_io;
+    turn_wanted = true;
     if (turn_posted) return;
     turn_posted = true;
     boost::asio::post(io, [self = shared_from_this()] {
       self->turn_posted = false;
-      self->turn(std::exchange(self->turn_check_io, false));
+      const bool check = std::exchange(self->turn_check_io, false);
+      // A turn that ran since the request (run_turn_now from a handler: the wake that asked for
+      // this one came just before it) has done its work; one asked for later set it again.
+      if (!check && !self->turn_wanted) return;
+      self->turn(check);
     });
   }
 
@@ -64,6 +69,7 @@ struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
       missed_io = missed_io || check_io;
       return;
     }
+    turn_wanted = false;
     after_turn(loop.run_nowait(check_io));
   }
 
@@ -125,6 +131,7 @@ struct AsioDriver::Core : std::enable_shared_from_this<AsioDriver::Core> {
   bool timer_armed = false;
   bool turn_posted = false;
   bool turn_check_io = false;
+  bool turn_wanted = false;  // a turn was asked for since the last one began
   bool missed_io = false;
   bool stop_requested = false;
   bool detached = false;

@@ -156,10 +156,11 @@ void StateBase::resume_waiter() noexcept {
   // fiber right here, as spawn's handlers do, instead of readying it and running a turn.
   if (top_level_)
     if (Embedder* e = Embedder::of(*loop_); e && e->resume_now(waiter_)) return;
+  // Waking it while the weave loop is not running (from an outer loop's callback) asks the
+  // embedder for a turn through the loop's hook; from the top of such a callback the turn may
+  // run right here instead.
   LoopAccess::wake(*loop_, waiter_);
-  // From an outer loop's callback (an Asio handler) while the weave loop is not running: tell
-  // the outer loop that a turn is due.
-  Embedder::notify(*loop_, top_level_);
+  if (top_level_) Embedder::notify(*loop_, true);
 }
 
 void StateBase::wait(weave::detail::TaskBase* self, SourceLocation where) {

@@ -383,26 +383,36 @@ http::Response big_response(const http::Request& req, std::size_t n) {
   return r;
 }
 
+// Serves one connection over a socketpair, with `n`-byte big_response bodies and the given send
+// timeout; `client` plays the client on its end. Returns that end once the server is done.
+template <class F>
+Stream serve_big(std::size_t n, std::chrono::milliseconds send_timeout, F client) {
+  http::ServerOptions o;
+  o.send_timeout = send_timeout;
+  auto [a, b] = weave_test::raw_socketpair();
+  Stream server_end(a), client_end(b);
+  auto t = weave::spawn([&] {
+    http::serve_connection(
+        server_end, [n](const http::Request& req) { return big_response(req, n); }, o);
+  });
+  client(client_end);
+  t.join();
+  t.get();
+  return client_end;
+}
+
 TEST(HttpServer, ClientThatStopsReadingIsDroppedAtTheSendTimeout) {
   for (const char* target : {"/memory", "/stream"}) {
     SCOPED_TRACE(target);
     run_http([&] {
       constexpr std::size_t kBody = 8 * 1024 * 1024;
-      http::ServerOptions o;
-      o.send_timeout = 50ms;
-      auto [a, b] = weave_test::raw_socketpair();
-      Stream server_end(a), client_end(b);
-      auto t = weave::spawn([&] {
-        http::serve_connection(
-            server_end, [](const http::Request& req) { return big_response(req, kBody); }, o);
-      });
-      client_end.write("GET " + std::string(target) + " HTTP/1.1\r\n\r\n");
       // The client reads nothing: the server gives up on it rather than wait forever.
-      t.join();
-      t.get();
+      Stream c = serve_big(kBody, 50ms, [&](Stream& c) {
+        c.write("GET " + std::string(target) + " HTTP/1.1\r\n\r\n");
+      });
       std::string got;
       try {
-        got = client_end.read_to_eof();
+        got = c.read_to_eof();
       } catch (const std::system_error&) {
         // ECONNRESET: the server dropped the connection with bytes unsent.
       }
@@ -417,25 +427,19 @@ TEST(HttpServer, SlowButSteadyReaderGetsTheWholeResponse) {
     SCOPED_TRACE(target);
     run_http([&] {
       constexpr std::size_t kBody = 1024 * 1024;
-      http::ServerOptions o;
-      o.send_timeout = 200ms;
-      auto [a, b] = weave_test::raw_socketpair();
-      Stream server_end(a), client_end(b);
-      auto t = weave::spawn([&] {
-        http::serve_connection(
-            server_end, [](const http::Request& req) { return big_response(req, kBody); }, o);
-      });
       auto start = std::chrono::steady_clock::now();
-      client_end.write("GET " + std::string(target) + " HTTP/1.1\r\nConnection: close\r\n\r\n");
       std::string all;
-      for (;;) {
-        // At most 16 KiB a read (the stream's default read buffer): 64 reads or more, so
-        // the whole takes over 320 ms.
-        std::string piece = client_end.read(64 * 1024);
-        if (piece.empty()) break;
-        all += piece;
-        weave::this_fiber::sleep_for(5ms);
-      }
+      serve_big(kBody, 200ms, [&](Stream& c) {
+        c.write("GET " + std::string(target) + " HTTP/1.1\r\nConnection: close\r\n\r\n");
+        for (;;) {
+          // At most 16 KiB a read (the stream's default read buffer): 64 reads or more, so
+          // the whole takes over 320 ms.
+          std::string piece = c.read(64 * 1024);
+          if (piece.empty()) break;
+          all += piece;
+          weave::this_fiber::sleep_for(5ms);
+        }
+      });
       EXPECT_GT(std::chrono::steady_clock::now() - start, 200ms);
       auto head_end = all.find("\r\n\r\n");
       ASSERT_NE(head_end, std::string::npos);
@@ -455,8 +459,6 @@ TEST(HttpServer, SlowButSteadyReaderGetsTheWholeResponse) {
       } else {
         EXPECT_EQ(body.size(), kBody);
       }
-      t.join();
-      t.get();
     });
   }
 }
