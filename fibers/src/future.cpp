@@ -16,17 +16,30 @@ FutureStateBase::FutureStateBase(Loop& loop) : loop_(&loop), inbox_(LoopAccess::
 FutureStateBase::~FutureStateBase() { inbox_->release(); }
 
 void FutureStateBase::end_complete(Outcome o, std::exception_ptr e) noexcept {
+  retain();  // the reference that end_complete_handing_over() may hand over
+  if (!end_complete_handing_over(o, std::move(e))) release();
+}
+
+bool FutureStateBase::end_complete_handing_over(Outcome o, std::exception_ptr e) noexcept {
   outcome_ = o;
   error_ = std::move(e);
+  // Read before publishing: once Ready, the loop may drop every other reference.
+  Inbox* inbox = inbox_;
+  const bool here = inbox->owned_by_this_thread();
   status_.store(FutureStatus::Ready, std::memory_order_release);
-  if (inbox_->owned_by_this_thread()) {
-    if (!inbox_->closed()) notify();
-    return;
+  if (here) {
+    if (!inbox->closed()) notify();
+    return false;
   }
   // Another thread: the waiters are woken on the loop. The posted node is this state itself,
-  // kept alive by a reference until the loop has run (or discarded) it.
-  retain();
-  if (!inbox_->post(this)) release();  // the loop is gone: nobody can be waiting
+  // kept alive by the caller's reference until the loop has run (or discarded) it; the last
+  // release, and so the outcome's destruction, is then the loop's. Once pushed, the state (and
+  // its hold on the inbox) may be gone before post() has rung the inbox's eventfd: the inbox
+  // needs a hold of its own for that long (two uncontended atomics, off the loop's thread).
+  inbox->retain();
+  if (!inbox->post(this)) release();  // the loop is gone: nobody can be waiting
+  inbox->release();
+  return true;
 }
 
 void FutureStateBase::on_posted(Runnable* r, bool run) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -381,6 +382,69 @@ TEST(CompletionThreads, ACompletionAfterTheLoopIsGoneIsSafe) {
   }
   std::thread([&] { kept(1); }).join();     // posts to a closed inbox: dropped
   EXPECT_THROW(kept(2), std::logic_error);  // a second call is still an error, even now
+}
+
+// Logs the thread of every destruction of the error that the wait carried.
+struct DestructionLog {
+  std::mutex m;
+  std::vector<std::thread::id> threads;
+  std::thread::id last() {
+    std::lock_guard lock(m);
+    return threads.empty() ? std::thread::id() : threads.back();
+  }
+};
+// Only the copy that make_exception_ptr stores logs (the original dies on the worker's thread).
+struct LoggedError : std::runtime_error {
+  explicit LoggedError(DestructionLog* l) : std::runtime_error("logged"), log(l) {}
+  LoggedError(const LoggedError& o) : std::runtime_error(o), log(o.log), copy(true) {}
+  ~LoggedError() override {
+    if (!copy) return;
+    std::lock_guard lock(log->m);
+    log->threads.push_back(std::this_thread::get_id());
+  }
+  DestructionLog* log;
+  bool copy = false;
+};
+
+// A worker fails the wait, then keeps its handle until the fiber has caught the error and the
+// loop is done: the worker's handle is the last reference. The exception must not go down with
+// it on the worker's thread (the fiber's side owns it; and TSan cannot see an exception's count).
+template <class Sig, class Fail>
+std::thread::id where_an_error_from_a_lingering_worker_dies(Fail fail) {
+  DestructionLog log;
+  std::promise<void> gate;
+  std::thread worker;
+  weave::run([&] {
+    try {
+      bridge::call<Sig>([&](bridge::Completion<Sig> d) {
+        worker = std::thread([&log, fail, d = std::move(d), g = gate.get_future()] {
+          fail(d, &log);
+          g.wait();
+        });
+      });
+    } catch (const LoggedError&) {
+    }
+  });
+  gate.set_value();
+  worker.join();
+  return log.last();
+}
+
+TEST(CompletionThreads, AnErrorFailedOnAnotherThreadIsDestroyedOnTheLoopsThread) {
+  auto where = where_an_error_from_a_lingering_worker_dies<void(int)>(
+      [](const IntDone& d, DestructionLog* log) {
+        d.fail(std::make_exception_ptr(LoggedError(log)));
+      });
+  EXPECT_EQ(where, std::this_thread::get_id());
+}
+
+TEST(CompletionThreads, AnExceptionPtrArgumentFromAnotherThreadIsDestroyedOnTheLoopsThread) {
+  using Sig = void(std::exception_ptr, int);
+  auto where = where_an_error_from_a_lingering_worker_dies<Sig>(
+      [](const bridge::Completion<Sig>& d, DestructionLog* log) {
+        d(std::make_exception_ptr(LoggedError(log)), 0);
+      });
+  EXPECT_EQ(where, std::this_thread::get_id());
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <vector>
+#include <mutex>
 #include <stdexcept>
 #include <stop_token>
 #include <thread>
@@ -54,6 +56,37 @@ TEST(ToThread, RethrowsTheJobsException) {
     weave::run([] { weave::to_thread([] { throw std::runtime_error("disk on fire"); }); });
   } catch (const std::runtime_error& e) {
     EXPECT_STREQ(e.what(), "disk on fire");
+  }
+}
+
+TEST(ToThread, TheJobsExceptionIsDestroyedOnTheLoopsThread) {
+  // The worker must let go of the exception before the waiter can see it: whichever side drops
+  // it last, it is destroyed on the loop's thread (and TSan sees no race on its count).
+  struct Log {
+    std::mutex m;
+    std::vector<std::thread::id> threads;
+  } log;
+  struct Error : std::runtime_error {
+    explicit Error(Log* l) : std::runtime_error("logged"), log(l) {}
+    Error(const Error&) = default;
+    ~Error() override {
+      std::lock_guard lock(log->m);
+      log->threads.push_back(std::this_thread::get_id());
+    }
+    Log* log;
+  };
+  weave::ThreadPool pool(1);
+  for (int i = 0; i < 20; ++i) {
+    weave::run([&] {
+      try {
+        weave::run_in_executor(pool, [&] { throw Error(&log); });
+      } catch (const Error&) {
+      }
+      weave::run_in_executor(pool, [] {});  // one worker, in order: the first job is over
+    });
+    std::lock_guard lock(log.m);
+    ASSERT_FALSE(log.threads.empty());
+    EXPECT_EQ(log.threads.back(), std::this_thread::get_id()) << "round " << i;
   }
 }
 

@@ -85,6 +85,7 @@ T await_job(Future<T>& future, std::stop_source& stop, SourceLocation where) {
 
 template <class T, class Get>
 void settle(Promise<T>& p, Get&& get) {
+  std::exception_ptr failed;
   try {
     if constexpr (std::is_void_v<T>) {
       get();
@@ -92,9 +93,13 @@ void settle(Promise<T>& p, Get&& get) {
     } else {
       p.try_set_value(get());
     }
+    return;
   } catch (...) {
-    p.try_set_exception(std::current_exception());
+    failed = std::current_exception();
   }
+  // Outside the handler: once the waiter can see the exception, this thread holds no count of
+  // it, so the waiter's side destroys it (see Promise::set_exception).
+  p.try_set_exception(std::move(failed));
 }
 
 }  // namespace detail

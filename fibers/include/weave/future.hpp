@@ -44,6 +44,11 @@ class FutureStateBase : public Runnable {
   /// Publishes the outcome written after begin_complete() and wakes the waiters: directly on
   /// the owner loop's thread, through the loop's inbox from any other thread.
   void end_complete(Outcome o, std::exception_ptr e = nullptr) noexcept;
+  /// The same for a producer that holds a reference and is done with the state. From another
+  /// thread that reference goes with the wake-up, so the producer's thread never drops the last
+  /// one: the outcome is destroyed on the loop's thread. Returns true if it was taken (the
+  /// caller must not touch the state again); on the loop's thread it stays with the caller.
+  bool end_complete_handing_over(Outcome o, std::exception_ptr e = nullptr) noexcept;
 
   /// Waits (loop thread) until ready; see Future::wait().
   void wait(const char* what, SourceLocation where);
@@ -179,7 +184,12 @@ class Promise {
   Promise& operator=(const Promise&) = delete;
   ~Promise() { abandon(); }
 
-  Future<T> get_future() const { return Future<T>(s_); }
+  /// Throws std::future_error(no_state) if the promise is moved from, or was completed on
+  /// another thread than its loop's (it handed its state over with the wake-up).
+  Future<T> get_future() const {
+    if (!s_) throw std::future_error(std::future_errc::no_state);
+    return Future<T>(s_);
+  }
 
   /// Sets the value. Throws std::future_error(promise_already_satisfied) if the future is
   /// already done (set before, or cancelled by its consumer). Any thread.
@@ -193,32 +203,42 @@ class Promise {
   bool try_set_value(A&&... v) {
     if (!s_ || !s_->begin_complete()) return false;
     if constexpr (!std::is_void_v<T>) {
+      std::exception_ptr failed;
       try {
         s_->value.emplace(std::forward<A>(v)...);
       } catch (...) {
-        s_->end_complete(detail::Outcome::Error, std::current_exception());
-        throw;
+        failed = std::current_exception();
+      }
+      // Published outside the handler, so this thread holds no count of the exception after.
+      if (failed) {
+        complete(detail::Outcome::Error, failed);
+        std::rethrow_exception(std::move(failed));
       }
     }
-    s_->end_complete(detail::Outcome::Value);
+    complete(detail::Outcome::Value, nullptr);
     return true;
   }
+  /// Completes with an exception. Call it outside the catch block that caught it (keep
+  /// std::current_exception() in a variable): a producer thread still inside the handler holds
+  /// a count of the exception after the waiter may have seen it.
   void set_exception(std::exception_ptr e) {
     if (!try_set_exception(std::move(e)))
       throw std::future_error(std::future_errc::promise_already_satisfied);
   }
   bool try_set_exception(std::exception_ptr e) noexcept {
     if (!s_ || !s_->begin_complete()) return false;
-    s_->end_complete(detail::Outcome::Error, std::move(e));
+    complete(detail::Outcome::Error, std::move(e));
     return true;
   }
 
  private:
+  void complete(detail::Outcome o, std::exception_ptr e) noexcept {
+    if (s_->end_complete_handing_over(o, std::move(e))) s_ = nullptr;
+  }
   void abandon() noexcept {
     if (!s_) return;
     try_set_exception(std::make_exception_ptr(std::future_error(std::future_errc::broken_promise)));
-    s_->release();
-    s_ = nullptr;
+    if (s_) std::exchange(s_, nullptr)->release();  // unless the completion took it
   }
   detail::FutureState<T>* s_;
 };

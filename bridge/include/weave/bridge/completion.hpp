@@ -165,20 +165,23 @@ class StateBase : public weave::detail::Runnable {
   /// After wait(): true if the outcome is an exception (fail(), a broken promise, a throwing
   /// value constructor) rather than the callback's arguments.
   bool has_outcome_error() const noexcept { return error_ != nullptr; }
-  /// After wait(): rethrows a stored exception (the throwing form).
-  void rethrow_if_failed() const {
-    if (error_) std::rethrow_exception(error_);
+  /// After wait(): rethrows a stored exception (the throwing form). The exception moves out:
+  /// the fiber's side owns it from here, and a handle that a completing thread still holds does
+  /// not destroy it there when it lets go of the state.
+  void rethrow_if_failed() {
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
   /// After wait(), for the error_code form: a broken promise becomes an error code; any other
   /// stored exception is rethrown. Returns true if there was an error.
   template <class E>
-  bool error_into(E& ec) const {
+  bool error_into(E& ec) {
     if (!error_) return false;
     if (broken_) {
       ec = E(std::make_error_code(std::future_errc::broken_promise));
       return true;
     }
-    std::rethrow_exception(error_);
+    rethrow_if_failed();
+    return true;  // not reached
   }
 
  protected:
@@ -227,13 +230,10 @@ class State : public StateBase {
   void complete(A&&... args) {
     claim();
     if (!begin_complete()) return;  // the waiter is gone: a late completion is a no-op
-    try {
-      value_.emplace(std::forward<A>(args)...);
-    } catch (...) {
-      complete_with(std::current_exception());
-      return;
-    }
-    end_complete();
+    if (std::exception_ptr failed = store(std::forward<A>(args)...))
+      complete_with(std::move(failed));
+    else
+      end_complete();
   }
 
   /// The call of a handle that is never copied (see drop_unique_handle): completes and gives the
@@ -241,14 +241,10 @@ class State : public StateBase {
   template <class... A>
   void complete_unique(A&&... args) {
     if (begin_complete()) {
-      try {
-        value_.emplace(std::forward<A>(args)...);
-      } catch (...) {
-        complete_with(std::current_exception());
-        release();
-        return;
-      }
-      end_complete();
+      if (std::exception_ptr failed = store(std::forward<A>(args)...))
+        complete_with(std::move(failed));
+      else
+        end_complete();
     }
     release();
   }
@@ -257,6 +253,19 @@ class State : public StateBase {
   std::tuple<Ts...>& args() noexcept { return *value_; }
 
  private:
+  // Stores the arguments; what their copy or move threw, if anything. The completion is
+  // published after the handler is left: a completing thread then holds no count of the
+  // exception once the waiter can see it.
+  template <class... A>
+  std::exception_ptr store(A&&... args) noexcept {
+    try {
+      value_.emplace(std::forward<A>(args)...);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
   std::optional<std::tuple<Ts...>> value_;
 };
 
@@ -280,7 +289,7 @@ result_t<Ts...> take_result(State<Ts...>& s) {
   if constexpr (S::error == ErrorSlot::error_code) {
     if (const auto& ec = std::get<0>(args)) throw std::system_error(to_std(ec));
   } else if constexpr (S::error == ErrorSlot::exception_ptr) {
-    if (std::get<0>(args)) std::rethrow_exception(std::get<0>(args));
+    if (std::get<0>(args)) std::rethrow_exception(std::exchange(std::get<0>(args), nullptr));
   }
   constexpr std::size_t skip = S::error == ErrorSlot::none ? 0 : 1;
   return take_values<result_t<Ts...>, skip>(args, std::make_index_sequence<sizeof...(Ts) - skip>{});
@@ -307,7 +316,7 @@ result_t<Ts...> take_result(State<Ts...>& s, E& ec) {
   if constexpr (S::error == ErrorSlot::error_code) {
     assign_error(ec, std::get<0>(args));
   } else if constexpr (S::error == ErrorSlot::exception_ptr) {
-    if (std::get<0>(args)) std::rethrow_exception(std::get<0>(args));
+    if (std::get<0>(args)) std::rethrow_exception(std::exchange(std::get<0>(args), nullptr));
   }
   constexpr std::size_t skip = S::error == ErrorSlot::none ? 0 : 1;
   return take_values<result_t<Ts...>, skip>(args, std::make_index_sequence<sizeof...(Ts) - skip>{});
