@@ -23,7 +23,7 @@ void FutureStateBase::end_complete(Outcome o, std::exception_ptr e) noexcept {
 bool FutureStateBase::end_complete_handing_over(Outcome o, std::exception_ptr e) noexcept {
   outcome_ = o;
   error_ = std::move(e);
-  // Read before publishing: once Ready, the loop may drop every other reference.
+  // A local copy: once the state is posted, it may be gone before post() returns.
   Inbox* inbox = inbox_;
   const bool here = inbox->owned_by_this_thread();
   status_.store(FutureStatus::Ready, std::memory_order_release);

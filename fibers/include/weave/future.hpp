@@ -209,7 +209,8 @@ class Promise {
       } catch (...) {
         failed = std::current_exception();
       }
-      // Published outside the handler, so this thread holds no count of the exception after.
+      // Published outside the handler. The rethrow then gives this caller a count of its own
+      // (set_value reports the failure to its caller as well as to the waiters).
       if (failed) {
         complete(detail::Outcome::Error, failed);
         std::rethrow_exception(std::move(failed));
