@@ -6,11 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <future>
-#include <vector>
 #include <mutex>
 #include <stdexcept>
 #include <stop_token>
 #include <thread>
+#include <vector>
 
 #include "weave/loop.hpp"
 #include "weave/run.hpp"

@@ -579,8 +579,8 @@ TEST(Future, AValueSetOnAnotherThreadIsDestroyedOnTheLoopsThread) {
 }
 
 TEST(Future, AnExceptionSetOnAnotherThreadIsDestroyedOnTheLoopsThread) {
-  auto where = where_the_outcome_of_a_late_producer_dies(
-      [](weave::Promise<Logged>& p, DestructionLog* log) {
+  auto where =
+      where_the_outcome_of_a_late_producer_dies([](weave::Promise<Logged>& p, DestructionLog* log) {
         p.set_exception(std::make_exception_ptr(LoggedError(log)));
       });
   EXPECT_EQ(where, std::this_thread::get_id());
