@@ -12,12 +12,12 @@
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "destruction_log.hpp"
 #include "virtual_time.hpp"
 #include "weave/bridge/call.hpp"
 #include "weave/cancel_scope.hpp"
@@ -384,27 +384,8 @@ TEST(CompletionThreads, ACompletionAfterTheLoopIsGoneIsSafe) {
   EXPECT_THROW(kept(2), std::logic_error);  // a second call is still an error, even now
 }
 
-// Logs the thread of every destruction of the error that the wait carried.
-struct DestructionLog {
-  std::mutex m;
-  std::vector<std::thread::id> threads;
-  std::thread::id last() {
-    std::lock_guard lock(m);
-    return threads.empty() ? std::thread::id() : threads.back();
-  }
-};
-// Only the copy that make_exception_ptr stores logs (the original dies on the worker's thread).
-struct LoggedError : std::runtime_error {
-  explicit LoggedError(DestructionLog* l) : std::runtime_error("logged"), log(l) {}
-  LoggedError(const LoggedError& o) : std::runtime_error(o), log(o.log), copy(true) {}
-  ~LoggedError() override {
-    if (!copy) return;
-    std::lock_guard lock(log->m);
-    log->threads.push_back(std::this_thread::get_id());
-  }
-  DestructionLog* log;
-  bool copy = false;
-};
+using weave_test::DestructionLog;
+using weave_test::LoggedError;
 
 // A worker fails the wait, then keeps its handle until the fiber has caught the error and the
 // loop is done: the worker's handle is the last reference. The exception must not go down with

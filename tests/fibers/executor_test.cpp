@@ -6,12 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <future>
-#include <mutex>
 #include <stdexcept>
 #include <stop_token>
 #include <thread>
-#include <vector>
 
+#include "destruction_log.hpp"
 #include "weave/loop.hpp"
 #include "weave/run.hpp"
 #include "weave/task.hpp"
@@ -62,31 +61,21 @@ TEST(ToThread, RethrowsTheJobsException) {
 TEST(ToThread, TheJobsExceptionIsDestroyedOnTheLoopsThread) {
   // The worker must let go of the exception before the waiter can see it: whichever side drops
   // it last, it is destroyed on the loop's thread (and TSan sees no race on its count).
-  struct Log {
-    std::mutex m;
-    std::vector<std::thread::id> threads;
-  } log;
-  struct Error : std::runtime_error {
-    explicit Error(Log* l) : std::runtime_error("logged"), log(l) {}
-    Error(const Error&) = default;
-    ~Error() override {
-      std::lock_guard lock(log->m);
-      log->threads.push_back(std::this_thread::get_id());
-    }
-    Log* log;
-  };
+  weave_test::DestructionLog log;
   weave::ThreadPool pool(1);
   for (int i = 0; i < 20; ++i) {
     weave::run([&] {
       try {
-        weave::run_in_executor(pool, [&] { throw Error(&log); });
-      } catch (const Error&) {
+        weave::run_in_executor(pool, [&] {
+          weave_test::LoggedError error(&log);
+          throw error;  // a copy, which logs
+        });
+      } catch (const weave_test::LoggedError&) {
       }
       weave::run_in_executor(pool, [] {});  // one worker, in order: the first job is over
     });
-    std::lock_guard lock(log.m);
-    ASSERT_FALSE(log.threads.empty());
-    EXPECT_EQ(log.threads.back(), std::this_thread::get_id()) << "round " << i;
+    ASSERT_NE(log.last(), std::thread::id()) << "round " << i;
+    EXPECT_EQ(log.last(), std::this_thread::get_id()) << "round " << i;
   }
 }
 

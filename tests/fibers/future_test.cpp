@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "destruction_log.hpp"
 #include "weave/clock.hpp"
 #include "weave/errors.hpp"
 #include "weave/loop.hpp"
@@ -510,40 +511,9 @@ TEST(Future, GetOutsideAnyFiberOnAThreadWhoseLoopDoesNotOwnTheFutureThrowsLogicE
 
 // ---- Where a producer thread's outcome is destroyed ---------------------------------------------
 
-// Logs the thread of every destruction of the outcome that the future kept.
-struct DestructionLog {
-  std::mutex m;
-  std::vector<std::thread::id> threads;
-  void add() {
-    std::lock_guard lock(m);
-    threads.push_back(std::this_thread::get_id());
-  }
-  std::thread::id last() {
-    std::lock_guard lock(m);
-    return threads.empty() ? std::thread::id() : threads.back();
-  }
-};
-
-// Only the object that the future holds logs: a moved-from value or the original of an
-// exception (make_exception_ptr stores a copy) dies on the producer's thread, and that is fine.
-struct Logged {
-  explicit Logged(DestructionLog* l) : log(l) {}
-  Logged(Logged&& o) noexcept : log(std::exchange(o.log, nullptr)) {}
-  ~Logged() {
-    if (log) log->add();
-  }
-  DestructionLog* log;
-};
-
-struct LoggedError : std::runtime_error {
-  explicit LoggedError(DestructionLog* l) : std::runtime_error("logged"), log(l) {}
-  LoggedError(const LoggedError& o) : std::runtime_error(o), log(o.log), copy(true) {}
-  ~LoggedError() override {
-    if (copy) log->add();
-  }
-  DestructionLog* log;
-  bool copy = false;
-};
+using weave_test::DestructionLog;
+using weave_test::LoggedError;
+using Logged = weave_test::LoggedValue;
 
 // The producer completes, then holds on to its Promise until the loop has seen the outcome and
 // dropped its Future: the producer's reference is the last one to go. It must not take the
