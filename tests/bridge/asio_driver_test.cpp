@@ -281,38 +281,25 @@ TEST(AsioDriver, WorkMadeReadyByAnAsioHandlerRunsWithoutANotify) {
   after_1ms([&] { ev.set(); });
   driver.run_until_complete(woken);
 
-  weave::Event spawned;
-  auto w2 = loop.spawn([&] { spawned.wait(); });
-  after_1ms([&] {
-    loop.spawn([&] {
-      seen.push_back("spawned");
-      spawned.set();
+  // The other cases: the handler hands the loop some work its own way (spawn, call_soon,
+  // call_later); the work records `name` and releases the waiting fiber.
+  auto handler_hands_over = [&](const char* name, auto hand_over) {
+    weave::Event done;
+    auto waiter = loop.spawn([&] { done.wait(); });
+    after_1ms([&] {
+      hand_over([&seen, &done, name] {
+        seen.push_back(name);
+        done.set();
+      });
     });
-  });
-  driver.run_until_complete(w2);
-
-  weave::Event called;
-  auto w3 = loop.spawn([&] { called.wait(); });
-  after_1ms([&] {
-    loop.call_soon([&] {
-      seen.push_back("called");
-      called.set();
-    });
-  });
-  driver.run_until_complete(w3);
-
+    driver.run_until_complete(waiter);
+  };
+  handler_hands_over("spawned", [&](auto work) { loop.spawn(work); });
+  handler_hands_over("called", [&](auto work) { loop.call_soon(work); });
   // A timer armed while the loop sleeps until a later one must wake it on time, not when the
   // later one is due.
-  weave::Event fired;
   auto late = loop.spawn([&] { weave::this_fiber::sleep_for(1h); });
-  auto w4 = loop.spawn([&] { fired.wait(); });
-  after_1ms([&] {
-    loop.call_later(5ms, [&] {
-      seen.push_back("fired");
-      fired.set();
-    });
-  });
-  driver.run_until_complete(w4);
+  handler_hands_over("fired", [&](auto work) { loop.call_later(5ms, work); });
   late.cancel();
   EXPECT_THROW(driver.run_until_complete(late), weave::Cancelled);
 
